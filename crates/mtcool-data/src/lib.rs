@@ -1,0 +1,16 @@
+//! Dataset readers and task splits for the mtcool multi-task learning toolkit.
+//!
+//! Pure Rust (ndarray), no tensor library: readers turn the providers' files into validated
+//! arrays, and every problem with a file is a [`DataError`] that names the file.
+//!
+//! - [`idx`]: the IDX format of MNIST and Fashion-MNIST (plain or gzipped);
+//! - [`mnist`]: the four-file MNIST folder layout;
+//! - [`tasks`]: task splits by class (MNIST even / odd).
+
+pub mod error;
+pub mod idx;
+pub mod mnist;
+pub mod tasks;
+
+pub use error::{DataError, Result};
+pub use tasks::{ClassTask, ImageSet, TaskData};

@@ -1,0 +1,124 @@
+//! The abstraction every training method implements, and the registry of method names.
+
+use std::str::FromStr;
+
+use candle_core::Tensor;
+use mtcool_models::{MultiTaskModel, Sharing};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{OptimError, Result};
+
+/// One task's mini-batch: inputs and class-index targets.
+#[derive(Debug, Clone)]
+pub struct TaskBatch {
+    /// Model input, e.g. `(N, 1, 28, 28)` images.
+    pub input: Tensor,
+    /// Targets, e.g. `(N,)` class indices as `u32`.
+    pub target: Tensor,
+}
+
+/// What one step did, for logging.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepReport {
+    /// Each task's training loss in this step (for MT-COOL: the full objective of its step).
+    pub losses: Vec<f64>,
+    /// For methods with MT-COOL's clamp: per task, the fraction of θ_i elements that the clamp
+    /// moved in this step (`None` when no clamp ran).
+    pub clamped_fraction: Vec<Option<f64>>,
+}
+
+/// A multi-task training method: turns the task losses of a step into parameter updates.
+pub trait Method {
+    /// The method's name on the command line and in results files.
+    fn name(&self) -> &str;
+
+    /// Called before each epoch (0-based), e.g. to end a warm-up.
+    fn begin_epoch(&mut self, _epoch: usize) {}
+
+    /// Performs one training iteration on one mini-batch per task (`batches[t]` for task t).
+    fn step(
+        &mut self,
+        model: &dyn MultiTaskModel,
+        batches: &[TaskBatch],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<StepReport>;
+}
+
+/// The methods this crate implements, by their command-line names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MethodKind {
+    /// One full network per task, each trained on its own loss.
+    Independent,
+    /// One shared encoder trained on the sum of the task losses.
+    Joint,
+    /// MT-COOL's alternating per-task updates without noise, KL term or clamp.
+    Vanilla,
+    /// MT-COOL without the similarity (KL) term.
+    WoReg,
+    /// MT-COOL.
+    MtCool,
+}
+
+impl MethodKind {
+    /// Every method, in the order of the paper's Table 1.
+    pub const ALL: [MethodKind; 5] = [
+        MethodKind::Independent,
+        MethodKind::Vanilla,
+        MethodKind::WoReg,
+        MethodKind::MtCool,
+        MethodKind::Joint,
+    ];
+
+    /// The kebab-case name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodKind::Independent => "independent",
+            MethodKind::Joint => "joint",
+            MethodKind::Vanilla => "vanilla",
+            MethodKind::WoReg => "wo-reg",
+            MethodKind::MtCool => "mtcool",
+        }
+    }
+
+    /// How the encoder must be shared for this method.
+    pub fn sharing(self) -> Sharing {
+        match self {
+            MethodKind::Independent => Sharing::Independent,
+            MethodKind::Joint => Sharing::Shared,
+            MethodKind::Vanilla | MethodKind::WoReg | MethodKind::MtCool => Sharing::Partitioned,
+        }
+    }
+}
+
+impl std::fmt::Display for MethodKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for MethodKind {
+    type Err = OptimError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        MethodKind::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| OptimError::Config {
+                method: s.to_string(),
+                problem: format!(
+                    "unknown method; known methods: {}",
+                    MethodKind::ALL.map(|m| m.name()).join(", ")
+                ),
+            })
+    }
+}
+
+/// Converts a loss tensor to f64 and fails on NaN or infinity.
+pub(crate) fn finite_loss(loss: &Tensor, task: usize) -> Result<f64> {
+    let value = loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(OptimError::NonFiniteLoss { task, value })
+    }
+}

@@ -1,0 +1,316 @@
+//! MT-COOL (Wu et al., 2023): cooperative multi-task learning by searching flat minima.
+//!
+//! Each task t owns a slice θ_t of the partitioned encoder and its head φ_t, and only it
+//! updates them. Tasks take turns (Gauss–Seidel order, task t sees the slices that tasks < t
+//! have just updated). Task t's step on its mini-batch (x, y):
+//!
+//! ```text
+//! ref ← θ_t
+//! P  = f(x; θ_t, θ_{−t})                        clean pass
+//! P_j = f(x; θ_t, θ_{−t} + ε_j),  ε_j ~ U[−b, b]  j = 1..M, on every other task's slices
+//! L_t = mean_j CE(P_j, y) + λ · mean_j KL(P ‖ P_j)
+//! (θ_t, φ_t) ← SGD step on L_t;   θ_t ← clamp(θ_t, ref − b, ref + b)
+//! ```
+//!
+//! Ablations: **w/o Reg** drops the KL term (λ = 0, so no clean pass is needed);
+//! **Vanilla** drops noise, KL and clamp (plain alternating updates). The first
+//! `warmup_epochs` epochs run the Vanilla scheme, since the other tasks' features are random
+//! at the start. `b = 0` disables both noise and clamp: with no perturbation there is no
+//! neighbourhood to stay within (and the step then equals Vanilla's when λ = 0).
+
+use candle_core::{Tensor, Var};
+use mtcool_models::{MultiTaskModel, NoiseMap, Sharing, SliceView};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Uniform};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{OptimError, Result};
+use crate::loss::{cross_entropy, kl_divergence};
+use crate::method::{finite_loss, Method, StepReport, TaskBatch};
+use crate::sgd::{Sgd, SgdConfig};
+
+/// MT-COOL's hyper-parameters (defaults per the project's method notes).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MtCoolConfig {
+    /// Noise and clamp bound b.
+    pub noise_bound: f64,
+    /// Number of noise samples M per step.
+    pub samples: usize,
+    /// Weight λ of the KL similarity term.
+    pub kl_weight: f64,
+    /// Optimiser steps K each task takes on its mini-batch per iteration.
+    pub steps_per_task: usize,
+    /// Epochs of Vanilla updates before noise, KL and clamp start.
+    pub warmup_epochs: usize,
+}
+
+impl Default for MtCoolConfig {
+    fn default() -> Self {
+        Self {
+            noise_bound: 0.01,
+            samples: 1,
+            kl_weight: 1.0,
+            steps_per_task: 1,
+            warmup_epochs: 5,
+        }
+    }
+}
+
+/// Which parts of MT-COOL are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Noise, KL term and clamp.
+    Full,
+    /// Noise and clamp, no KL term.
+    WithoutReg,
+    /// Alternating updates only.
+    Vanilla,
+}
+
+/// The MT-COOL step and its ablations.
+#[derive(Debug)]
+pub struct MtCool {
+    variant: Variant,
+    config: MtCoolConfig,
+    optimisers: Vec<Sgd>,
+    in_warmup: bool,
+}
+
+impl MtCool {
+    /// The method for `model` (which must be partitioned), one SGD optimiser per task over
+    /// that task's θ_t and φ_t.
+    pub fn new(
+        model: &dyn MultiTaskModel,
+        variant: Variant,
+        config: MtCoolConfig,
+        sgd: SgdConfig,
+    ) -> Result<Self> {
+        let name = variant_name(variant);
+        if model.sharing() != Sharing::Partitioned {
+            return Err(OptimError::Config {
+                method: name.into(),
+                problem: format!("needs a partitioned encoder, got a {} one", model.sharing()),
+            });
+        }
+        if !(config.noise_bound >= 0.0 && config.noise_bound.is_finite()) {
+            return Err(OptimError::Config {
+                method: name.into(),
+                problem: format!(
+                    "noise_bound must be finite and ≥ 0, got {}",
+                    config.noise_bound
+                ),
+            });
+        }
+        if config.samples == 0 || config.steps_per_task == 0 {
+            return Err(OptimError::Config {
+                method: name.into(),
+                problem: "samples and steps_per_task must be ≥ 1".into(),
+            });
+        }
+        if !(config.kl_weight >= 0.0) {
+            return Err(OptimError::Config {
+                method: name.into(),
+                problem: format!("kl_weight must be ≥ 0, got {}", config.kl_weight),
+            });
+        }
+        let optimisers = (0..model.num_tasks())
+            .map(|t| Sgd::new(model.task_params(t), sgd))
+            .collect();
+        Ok(Self {
+            variant,
+            config,
+            optimisers,
+            in_warmup: config.warmup_epochs > 0,
+        })
+    }
+
+    /// The variant this instance runs outside the warm-up.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// The variant in force now (Vanilla during the warm-up).
+    fn effective_variant(&self) -> Variant {
+        if self.in_warmup {
+            Variant::Vanilla
+        } else {
+            self.variant
+        }
+    }
+
+    /// One step of task `task` on its batch; returns its loss and the clamped fraction.
+    fn task_step(
+        &mut self,
+        model: &dyn MultiTaskModel,
+        task: usize,
+        batch: &TaskBatch,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(f64, Option<f64>)> {
+        let variant = self.effective_variant();
+        let b = self.config.noise_bound;
+        let perturbed = variant != Variant::Vanilla && b > 0.0;
+        let theta = model.encoder_params(task);
+        let reference: Option<Vec<Tensor>> = if perturbed {
+            Some(
+                theta
+                    .iter()
+                    .map(|v| v.as_tensor().copy())
+                    .collect::<candle_core::Result<_>>()?,
+            )
+        } else {
+            None
+        };
+        let view = SliceView::task(task);
+        let mut last_loss = 0.0;
+        let mut clamped = None;
+        for _ in 0..self.config.steps_per_task {
+            let loss = if perturbed {
+                self.perturbed_loss(model, task, batch, variant, rng)?
+            } else {
+                cross_entropy(
+                    &model.forward_task(&batch.input, task, &view)?,
+                    &batch.target,
+                )?
+            };
+            last_loss = finite_loss(&loss, task)?;
+            let grads = loss.backward()?;
+            self.optimisers[task].step(&grads)?;
+            if let Some(reference) = &reference {
+                clamped = Some(clamp_to_reference(&theta, reference, b)?);
+            }
+        }
+        Ok((last_loss, clamped))
+    }
+
+    /// `mean_j CE(P_j, y) + λ · mean_j KL(P ‖ P_j)` (no KL term, nor clean pass, without Reg).
+    fn perturbed_loss(
+        &self,
+        model: &dyn MultiTaskModel,
+        task: usize,
+        batch: &TaskBatch,
+        variant: Variant,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Tensor> {
+        let view = SliceView::task(task);
+        let lambda = if variant == Variant::Full {
+            self.config.kl_weight
+        } else {
+            0.0
+        };
+        let clean = if lambda > 0.0 {
+            Some(model.forward_task(&batch.input, task, &view)?)
+        } else {
+            None
+        };
+        let m = self.config.samples;
+        let mut ce_terms = Vec::with_capacity(m);
+        let mut kl_terms = Vec::with_capacity(m);
+        for _ in 0..m {
+            let noise = draw_noise(model, task, self.config.noise_bound, rng)?;
+            let noisy = model.forward_task(&batch.input, task, &view.with_noise(&noise))?;
+            ce_terms.push(cross_entropy(&noisy, &batch.target)?);
+            if let Some(clean) = &clean {
+                kl_terms.push(kl_divergence(clean, &noisy)?);
+            }
+        }
+        let mut loss = mean(&ce_terms)?;
+        if !kl_terms.is_empty() {
+            loss = (loss + (mean(&kl_terms)? * lambda)?)?;
+        }
+        Ok(loss)
+    }
+}
+
+fn variant_name(variant: Variant) -> &'static str {
+    match variant {
+        Variant::Full => "mtcool",
+        Variant::WithoutReg => "wo-reg",
+        Variant::Vanilla => "vanilla",
+    }
+}
+
+fn mean(terms: &[Tensor]) -> Result<Tensor> {
+    if let [only] = terms {
+        return Ok(only.clone());
+    }
+    let sum = Tensor::stack(terms, 0)?.sum_all()?;
+    Ok((sum / terms.len() as f64)?)
+}
+
+/// ε ~ U[−b, b] element-wise for every encoder slice of every task other than `task`, drawn
+/// from the run's generator in a fixed order (tasks ascending, parameters in model order).
+pub fn draw_noise(
+    model: &dyn MultiTaskModel,
+    task: usize,
+    bound: f64,
+    rng: &mut ChaCha8Rng,
+) -> Result<NoiseMap> {
+    let dist =
+        Uniform::new_inclusive(-bound as f32, bound as f32).map_err(|e| OptimError::Config {
+            method: "mtcool".into(),
+            problem: format!("noise bound {bound}: {e}"),
+        })?;
+    let mut noise = NoiseMap::new();
+    for other in (0..model.num_tasks()).filter(|&t| t != task) {
+        for var in model.encoder_params(other) {
+            let values: Vec<f32> = (0..var.elem_count()).map(|_| dist.sample(rng)).collect();
+            let eps = Tensor::from_vec(values, var.shape(), var.device())?;
+            noise.insert(var.id(), eps);
+        }
+    }
+    Ok(noise)
+}
+
+/// θ ← clamp(θ, ref − b, ref + b); returns the fraction of elements the clamp moved.
+pub fn clamp_to_reference(theta: &[Var], reference: &[Tensor], bound: f64) -> Result<f64> {
+    let mut moved = 0f64;
+    let mut total = 0usize;
+    for (var, r) in theta.iter().zip(reference) {
+        let current = var.as_tensor();
+        let clamped = current.clamp(&(r - bound)?, &(r + bound)?)?;
+        moved += current
+            .ne(&clamped)?
+            .to_dtype(candle_core::DType::F32)?
+            .sum_all()?
+            .to_scalar::<f32>()? as f64;
+        total += var.elem_count();
+        var.set(&clamped)?;
+    }
+    Ok(if total == 0 {
+        0.0
+    } else {
+        moved / total as f64
+    })
+}
+
+impl Method for MtCool {
+    fn name(&self) -> &str {
+        variant_name(self.variant)
+    }
+
+    fn begin_epoch(&mut self, epoch: usize) {
+        self.in_warmup = epoch < self.config.warmup_epochs;
+    }
+
+    fn step(
+        &mut self,
+        model: &dyn MultiTaskModel,
+        batches: &[TaskBatch],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<StepReport> {
+        if batches.len() != model.num_tasks() {
+            return Err(OptimError::Config {
+                method: self.name().into(),
+                problem: format!("{} batches for {} tasks", batches.len(), model.num_tasks()),
+            });
+        }
+        let mut report = StepReport::default();
+        for (task, batch) in batches.iter().enumerate() {
+            let (loss, clamped) = self.task_step(model, task, batch, rng)?;
+            report.losses.push(loss);
+            report.clamped_fraction.push(clamped);
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,286 @@
+//! The experiment grid: every method × run of an experiment, resumable.
+//!
+//! A run whose result file exists with the same settings fingerprint is not trained again;
+//! each finished run is written at once (atomically), so an interrupted grid loses at most
+//! the run in progress. A run that fails (e.g. a diverged loss) is reported and the grid
+//! goes on. At the end `summary.json` and `table.md` are (re)written.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use mtcool_optim::MethodKind;
+
+use crate::config::{ExperimentConfig, Overrides, RunSettings};
+use crate::error::{Result, TrainError};
+use crate::progress::Progress;
+use crate::results::{
+    fingerprint, read_json, render_table, run_path, write_atomic, write_json, MethodSummary,
+    RunRecord, Summary,
+};
+use crate::run::train_run;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct GridRequest {
+    /// The experiment.
+    pub config: ExperimentConfig,
+    /// Dataset root (`datasets/`).
+    pub data_dir: PathBuf,
+    /// Results root (`results/`); the experiment writes into `<out>/<name>/`.
+    pub out_dir: PathBuf,
+    /// Methods to run (default: the config's list).
+    pub methods: Option<Vec<MethodKind>>,
+    /// `--quick`, `--epochs`, `--runs`, `--seed`.
+    pub overrides: Overrides,
+    /// Training device.
+    pub device: Device,
+}
+
+/// What a grid did.
+#[derive(Debug, Clone)]
+pub struct GridReport {
+    /// `<out>/<name>/summary.json`.
+    pub summary_path: PathBuf,
+    /// `<out>/<name>/table.md`.
+    pub table_path: PathBuf,
+    /// The table's markdown.
+    pub table: String,
+    /// Runs trained now.
+    pub trained: usize,
+    /// Runs reused from earlier result files.
+    pub reused: usize,
+    /// Runs that failed, as `method seed S: reason`.
+    pub failures: Vec<String>,
+    /// The settings used.
+    pub settings: RunSettings,
+    /// Per method: mean training images per second over the runs trained now.
+    pub throughput: Vec<(String, f64)>,
+}
+
+/// Human name of a device (`cpu`, `cuda:0`).
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
+/// Parses `cpu`, `cuda` or `cuda:N` into a device, with a clear error when CUDA is not
+/// available in this build or on this machine.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    let fail = |problem: String| TrainError::Config {
+        path: "--device".into(),
+        problem,
+    };
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal = s
+                .strip_prefix("cuda:")
+                .map(|n| {
+                    n.parse::<usize>()
+                        .map_err(|_| fail(format!("bad GPU index in `{s}`")))
+                })
+                .transpose()?
+                .unwrap_or(0);
+            if !candle_core::utils::cuda_is_available() {
+                return Err(fail(
+                    "this binary was built without CUDA support (build with `--features cuda`)"
+                        .into(),
+                ));
+            }
+            Device::new_cuda(ordinal)
+                .map_err(|e| fail(format!("no usable CUDA device {ordinal}: {e}")))
+        }
+        other => Err(fail(format!(
+            "unknown device `{other}` (expected cpu, cuda or cuda:N)"
+        ))),
+    }
+}
+
+fn run_fingerprint(
+    config: &ExperimentConfig,
+    settings: &RunSettings,
+    method: MethodKind,
+    seed: u64,
+) -> String {
+    let json = |v: &dyn erased::Json| v.to_json();
+    fingerprint(&[
+        &config.name,
+        method.name(),
+        &seed.to_string(),
+        &json(settings),
+        &json(&config.data),
+        &json(&config.model),
+    ])
+}
+
+mod erased {
+    /// Serialises anything serde can, for fingerprints.
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}
+
+/// Runs (or resumes) the grid and writes `summary.json` and `table.md`.
+pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
+    let config = &request.config;
+    let settings = config.settings(&request.overrides);
+    let methods = match &request.methods {
+        Some(m) => m.clone(),
+        None => config.method_kinds()?,
+    };
+    let exp_dir = request.out_dir.join(&config.name);
+    let device = device_name(&request.device);
+
+    let mut records: Vec<(MethodKind, Vec<RunRecord>)> =
+        methods.iter().map(|&m| (m, Vec::new())).collect();
+    let mut pending = Vec::new();
+    for (m, (method, done)) in records.iter_mut().enumerate() {
+        for r in 0..settings.runs {
+            let seed = settings.seed + r as u64;
+            let fp = run_fingerprint(config, &settings, *method, seed);
+            let path = run_path(&exp_dir, method.name(), seed, settings.quick);
+            match path.exists().then(|| read_json::<RunRecord>(&path)) {
+                Some(Ok(record)) if record.fingerprint == fp => done.push(record),
+                Some(Ok(_)) => {
+                    tracing::info!("{}: settings changed, training again", path.display());
+                    pending.push((m, seed, fp, path));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!("{e}; training again");
+                    pending.push((m, seed, fp, path));
+                }
+                None => pending.push((m, seed, fp, path)),
+            }
+        }
+    }
+    let reused = records.iter().map(|(_, r)| r.len()).sum();
+    let mut failures = Vec::new();
+    let mut throughput: Vec<(String, Vec<f64>)> = Vec::new();
+    if !pending.is_empty() {
+        let tasks = crate::data::load(
+            config,
+            &request.data_dir,
+            settings.train_limit,
+            &request.device,
+        )?;
+        crate::data::check_input_shape(&tasks)?;
+        let iterations =
+            crate::data::iterations_per_epoch(&tasks, settings.batch_size) * settings.epochs;
+        tracing::info!(
+            "{}: {} run(s) to train ({} reused), {} epoch(s) of {} iterations each, on {device}",
+            config.name,
+            pending.len(),
+            reused,
+            settings.epochs,
+            iterations / settings.epochs.max(1)
+        );
+        let progress = Progress::new(pending.len() + reused);
+        for _ in 0..reused {
+            progress.run_done("reused earlier runs");
+        }
+        for (m, seed, fp, path) in pending {
+            let method = records[m].0;
+            let label = format!("{method} seed {seed}");
+            let bar = progress.run_bar(&label, iterations);
+            let outcome = train_run(
+                method,
+                seed,
+                &settings,
+                &tasks,
+                &request.device,
+                &fp,
+                Some(&bar),
+            );
+            bar.finish_and_clear();
+            match outcome {
+                Ok(record) => {
+                    write_json(&path, &record)?;
+                    let accs: Vec<String> = record
+                        .metrics
+                        .iter()
+                        .map(|(k, v)| format!("{k} {:.2}%", 100.0 * v))
+                        .collect();
+                    tracing::info!(
+                        "{label}: {} in {:.0} s ({:.0} images/s)",
+                        accs.join(", "),
+                        record.seconds,
+                        record.images_per_second
+                    );
+                    match throughput.iter_mut().find(|(n, _)| n == method.name()) {
+                        Some((_, v)) => v.push(record.images_per_second),
+                        None => {
+                            throughput.push((method.name().into(), vec![record.images_per_second]))
+                        }
+                    }
+                    records[m].1.push(record);
+                    progress.run_done(&label);
+                }
+                Err(e) => {
+                    tracing::error!("{label} failed: {e}");
+                    failures.push(format!("{label}: {e}"));
+                    progress.run_done(&format!("{label} failed"));
+                }
+            }
+        }
+        progress.finish();
+    }
+    let trained = records.iter().map(|(_, r)| r.len()).sum::<usize>() - reused;
+
+    let summary_path = exp_dir.join("summary.json");
+    let mut summary = Summary {
+        experiment: config.name.clone(),
+        quick: settings.quick,
+        device,
+        methods: Default::default(),
+    };
+    if let Ok(previous) = read_json::<Summary>(&summary_path) {
+        if previous.quick == settings.quick && previous.experiment == config.name {
+            summary.methods = previous.methods;
+        }
+    }
+    for (method, runs) in &records {
+        let mut runs = runs.clone();
+        runs.sort_by_key(|r| r.seed);
+        if !runs.is_empty() {
+            summary
+                .methods
+                .insert(method.name().to_string(), MethodSummary::from_runs(&runs));
+        }
+    }
+    write_json(&summary_path, &summary)?;
+    let table = render_table(
+        &summary,
+        &config.paper,
+        &config.methods,
+        &settings,
+        &config.description,
+    );
+    let table_path = exp_dir.join("table.md");
+    write_atomic(&table_path, table.as_bytes())?;
+    Ok(GridReport {
+        summary_path,
+        table_path,
+        table,
+        trained,
+        reused,
+        failures,
+        settings,
+        throughput: throughput
+            .into_iter()
+            .map(|(n, v)| (n, v.iter().sum::<f64>() / v.len() as f64))
+            .collect(),
+    })
+}
+
+/// Loads an experiment config from `experiments/<name>.toml` under `root`.
+pub fn experiment_path(root: &Path, name: &str) -> PathBuf {
+    root.join("experiments").join(format!("{name}.toml"))
+}

@@ -1,0 +1,19 @@
+//! Training and orchestration for mtcool: experiment configs, the epoch loop, evaluation,
+//! the resumable experiment grid and its results files.
+//!
+//! Data flows config → [`data`] (files to device tensors) → `mtcool-models` → `mtcool-optim`
+//! → [`evaluate`] (through `mtcool-metrics`) → [`results`].
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod evaluate;
+pub mod grid;
+pub mod progress;
+pub mod results;
+pub mod run;
+
+pub use config::{ExperimentConfig, Overrides, RunSettings};
+pub use error::{Result, TrainError};
+pub use grid::{parse_device, run_grid, GridReport, GridRequest};
+pub use mtcool_optim::MethodKind;

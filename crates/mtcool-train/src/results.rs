@@ -1,0 +1,302 @@
+//! Results files: one JSON file per finished run, `summary.json` and `table.md` per
+//! experiment (the contract in the architecture notes). Every write is atomic (temporary file
+//! in the same folder, then rename), so an interrupted grid never leaves a half-written file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{PaperTable, RunSettings};
+use crate::error::{Result, TrainError};
+
+/// Metric values by key `<task>/<metric>`, fractions in [0, 1] (or losses).
+pub type Metrics = BTreeMap<String, f64>;
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Wall time of the epoch's training iterations, in seconds.
+    pub seconds: f64,
+    /// Mean training loss per task.
+    pub train_loss: BTreeMap<String, f64>,
+    /// Validation metrics: `<task>/loss` and `<task>/accuracy`.
+    pub val: Metrics,
+    /// Mean fraction of θ_t elements moved by MT-COOL's clamp, per task (absent when no clamp ran).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clamped_fraction: BTreeMap<String, f64>,
+}
+
+/// One finished run of one method with one seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Method name.
+    pub method: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Wall time of the whole run, in seconds.
+    pub seconds: f64,
+    /// Training images processed per second (all tasks, training iterations only).
+    pub images_per_second: f64,
+    /// Test metrics after the last epoch.
+    pub metrics: Metrics,
+    /// Number of parameters of the network.
+    pub params: usize,
+    /// Fingerprint of the settings that produced this run (a changed config reruns it).
+    pub fingerprint: String,
+    /// Per-epoch history.
+    pub history: Vec<EpochRecord>,
+}
+
+/// One method's runs and their aggregate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MethodSummary {
+    /// The runs (seed, epochs, seconds, metrics).
+    pub runs: Vec<RunBrief>,
+    /// Mean of each metric over runs.
+    pub mean: Metrics,
+    /// Sample standard deviation (n − 1) of each metric over runs; 0 for one run.
+    pub std: Metrics,
+}
+
+/// A run as listed in the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunBrief {
+    /// Seed.
+    pub seed: u64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Test metrics.
+    pub metrics: Metrics,
+}
+
+/// `summary.json` of one experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Experiment name.
+    pub experiment: String,
+    /// Whether these are quick runs.
+    pub quick: bool,
+    /// Device the runs trained on.
+    pub device: String,
+    /// Per method, in table order.
+    pub methods: BTreeMap<String, MethodSummary>,
+}
+
+impl MethodSummary {
+    /// Aggregates finished runs.
+    pub fn from_runs(runs: &[RunRecord]) -> Self {
+        let mut mean = Metrics::new();
+        let mut std = Metrics::new();
+        let keys: std::collections::BTreeSet<&String> =
+            runs.iter().flat_map(|r| r.metrics.keys()).collect();
+        for key in keys {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.metrics.get(key).copied())
+                .collect();
+            let (m, s) = mtcool_metrics::mean_std(&values);
+            mean.insert(key.clone(), m);
+            std.insert(key.clone(), s);
+        }
+        Self {
+            runs: runs
+                .iter()
+                .map(|r| RunBrief {
+                    seed: r.seed,
+                    epochs: r.epochs,
+                    seconds: r.seconds,
+                    metrics: r.metrics.clone(),
+                })
+                .collect(),
+            mean,
+            std,
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+}
+
+/// Serialises `value` as pretty JSON into `path`, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| TrainError::Results {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    })?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Reads a JSON results file.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Results {
+        path: path.to_path_buf(),
+        problem: format!("not a valid results file ({e})"),
+    })
+}
+
+/// Where the run file of (`method`, `seed`) lives.
+pub fn run_path(experiment_dir: &Path, method: &str, seed: u64, quick: bool) -> PathBuf {
+    let suffix = if quick { "-quick" } else { "" };
+    experiment_dir
+        .join("runs")
+        .join(format!("{method}-seed{seed}{suffix}.json"))
+}
+
+/// A stable 64-bit FNV-1a hash of the settings that determine a run, as hex.
+pub fn fingerprint(parts: &[&str]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0)) {
+            hash ^= byte as u64;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.2}", 100.0 * x)
+}
+
+/// Renders `table.md`: ours (mean ± sd over runs) next to the paper's numbers and the
+/// difference, in percent.
+pub fn render_table(
+    summary: &Summary,
+    paper: &PaperTable,
+    order: &[String],
+    settings: &RunSettings,
+    title: &str,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {} — {}\n", summary.experiment, title);
+    let kind = if settings.quick {
+        "quick run"
+    } else {
+        "full run"
+    };
+    let _ = writeln!(
+        out,
+        "{kind}: {} epoch(s), {} run(s) per method from seed {}, device {}. Numbers are test \
+         accuracy in %, mean ± sd over runs (sd with n − 1); paper: mean (sd).\n",
+        settings.epochs, settings.runs, settings.seed, summary.device
+    );
+    let metrics: Vec<String> = if paper.metrics.is_empty() {
+        let keys: std::collections::BTreeSet<String> = summary
+            .methods
+            .values()
+            .flat_map(|m| m.mean.keys().cloned())
+            .collect();
+        keys.into_iter().collect()
+    } else {
+        paper.metrics.clone()
+    };
+    let mut header = String::from("| Method | Params |");
+    let mut rule = String::from("|---|---|");
+    for m in &metrics {
+        let _ = write!(header, " {m} ours | paper | Δ |");
+        rule.push_str("---:|---:|---:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    let mut methods: Vec<&String> = order
+        .iter()
+        .filter(|m| summary.methods.contains_key(*m))
+        .collect();
+    methods.extend(summary.methods.keys().filter(|m| !order.contains(m)));
+    for method in methods {
+        let ours = &summary.methods[method];
+        let theirs = paper.methods.get(method);
+        let params = paper.params.get(method).map(String::as_str).unwrap_or("");
+        let mut row = format!("| {method} | {params} |");
+        for key in &metrics {
+            let mean = ours.mean.get(key);
+            let cell = match (mean, ours.std.get(key)) {
+                (Some(m), Some(s)) if ours.runs.len() > 1 => {
+                    format!("{} ± {}", percent(*m), percent(*s))
+                }
+                (Some(m), _) => percent(*m),
+                (None, _) => "–".into(),
+            };
+            let reference = theirs.and_then(|t| t.get(key));
+            let paper_cell = match reference {
+                Some(v) => match v.sd {
+                    Some(sd) => format!("{} ({:.3})", percent(v.mean), 100.0 * sd),
+                    None => percent(v.mean),
+                },
+                None => "–".into(),
+            };
+            let delta = match (mean, reference) {
+                (Some(m), Some(v)) => format!("{:+.2}", 100.0 * (m - v.mean)),
+                _ => "–".into(),
+            };
+            let _ = write!(row, " {cell} | {paper_cell} | {delta} |");
+        }
+        let _ = writeln!(out, "{row}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn record(seed: u64, acc: f64) -> RunRecord {
+        RunRecord {
+            method: "joint".into(),
+            seed,
+            epochs: 1,
+            seconds: 1.0,
+            images_per_second: 1.0,
+            metrics: [("even/accuracy".to_string(), acc)].into(),
+            params: 1,
+            fingerprint: "x".into(),
+            history: vec![],
+        }
+    }
+
+    #[test]
+    fn summary_uses_sample_standard_deviation() {
+        let s = MethodSummary::from_runs(&[record(0, 0.9), record(1, 0.8), record(2, 0.7)]);
+        assert!((s.mean["even/accuracy"] - 0.8).abs() < 1e-12);
+        assert!((s.std["even/accuracy"] - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fingerprint_is_stable_and_sensitive() {
+        assert_eq!(fingerprint(&["a", "b"]), fingerprint(&["a", "b"]));
+        assert_ne!(fingerprint(&["a", "b"]), fingerprint(&["ab"]));
+        assert_eq!(fingerprint(&[]), "cbf29ce484222325");
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("f.json");
+        write_json(&path, &record(0, 0.5)).unwrap();
+        write_json(&path, &record(1, 0.6)).unwrap();
+        let back: RunRecord = read_json(&path).unwrap();
+        assert_eq!(back.seed, 1);
+        let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1);
+    }
+}

