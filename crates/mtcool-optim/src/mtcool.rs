@@ -139,8 +139,9 @@ impl MtCool {
         }
     }
 
-    /// One step of task `task` on its batch; returns its loss and the clamped fraction.
-    fn task_step(
+    /// Task `task`'s turn on its batch (K optimiser steps on θ_t and φ_t only); returns its
+    /// loss and the fraction of θ_t elements the clamp moved (`None` when no clamp ran).
+    pub fn task_step(
         &mut self,
         model: &dyn MultiTaskModel,
         task: usize,

@@ -1,1 +1,153 @@
-fn main() {}
+//! `mtcool`: the command-line interface of the mtcool multi-task learning toolkit.
+//!
+//! A thin layer over `mtcool-train`: every command reads an experiment config, and every
+//! error is reported as one line naming the file and the problem.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use mtcool_train::config::Overrides;
+use mtcool_train::{ExperimentConfig, GridRequest, MethodKind};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "mtcool", about = "Multi-task learning experiments: MT-COOL and baselines", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the methods of an experiment config (resumable) and write summary.json and table.md.
+    Train {
+        /// Experiment config, e.g. experiments/mnist.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Comma-separated methods (default: the config's list).
+        #[arg(long, value_delimiter = ',')]
+        methods: Option<Vec<String>>,
+        /// Small but honest run of the same code path.
+        #[arg(long)]
+        quick: bool,
+        /// Epochs per run.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Runs per method.
+        #[arg(long)]
+        runs: Option<usize>,
+        /// Seed of the first run.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Dataset root.
+        #[arg(long, default_value = "datasets")]
+        data: PathBuf,
+        /// Results root.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Print the parameter count of each method's network for a config.
+    Params {
+        /// Experiment config.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read and validate an experiment's dataset, and print its task sizes.
+    CheckData {
+        /// Experiment config.
+        #[arg(long)]
+        config: PathBuf,
+        /// Dataset root.
+        #[arg(long, default_value = "datasets")]
+        data: PathBuf,
+    },
+}
+
+fn parse_methods(list: Option<Vec<String>>) -> Result<Option<Vec<MethodKind>>> {
+    list.map(|l| l.iter().map(|m| m.trim().parse::<MethodKind>()).collect::<Result<Vec<_>, _>>())
+        .transpose()
+        .context("--methods")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train {
+            config,
+            methods,
+            quick,
+            epochs,
+            runs,
+            seed,
+            data,
+            out,
+            device,
+        } => {
+            let request = GridRequest {
+                config: ExperimentConfig::load(&config)?,
+                data_dir: data,
+                out_dir: out,
+                methods: parse_methods(methods)?,
+                overrides: Overrides {
+                    quick,
+                    epochs,
+                    runs,
+                    seed,
+                },
+                device: mtcool_train::parse_device(&device)?,
+            };
+            let report = mtcool_train::run_grid(&request)?;
+            println!("{}", report.table);
+            println!("wrote {} and {}", report.summary_path.display(), report.table_path.display());
+            if let Some(first) = report.failures.first() {
+                anyhow::bail!("{} run(s) failed; first: {first}", report.failures.len());
+            }
+        }
+        Command::Params { config } => {
+            let config = ExperimentConfig::load(&config)?;
+            let classes: Vec<usize> = match &config.data {
+                mtcool_train::config::DataConfig::Mnist { tasks, .. } => tasks.iter().map(|t| t.classes.len()).collect(),
+            };
+            println!("| method | sharing | parameters |\n|---|---|---:|");
+            for kind in config.method_kinds()? {
+                let model = mtcool_models::LeNetMt::new(&candle_core::Device::Cpu, kind.sharing(), &classes, 0)?;
+                println!("| {kind} | {} | {} |", kind.sharing(), mtcool_models::MultiTaskModel::param_count(&model));
+            }
+        }
+        Command::CheckData { config, data } => {
+            let config = ExperimentConfig::load(&config)?;
+            let tasks = mtcool_train::data::load(&config, &data, None, &candle_core::Device::Cpu)?;
+            for t in tasks {
+                println!(
+                    "{}: {} classes, {} train / {} validation / {} test images",
+                    t.name, t.num_classes, t.train.len, t.val.len, t.test.len
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

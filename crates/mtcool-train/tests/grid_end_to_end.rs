@@ -1,0 +1,162 @@
+//! A tiny end-to-end grid on synthetic MNIST-format files: it learns, writes the results
+//! files of the contract, resumes, and survives a diverging run.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use candle_core::Device;
+use mtcool_data::idx::{encode_images, encode_labels};
+use mtcool_train::config::Overrides;
+use mtcool_train::results::Summary;
+use mtcool_train::{run_grid, ExperimentConfig, GridRequest, MethodKind};
+use ndarray::Array3;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Digit d is a bright 7×7 square at one of ten positions, on noise.
+fn synthetic(n: usize, seed: u64) -> (Array3<u8>, Vec<u8>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let mut images = Array3::from_shape_fn((n, 28, 28), |_| rng.random_range(0..60u8));
+    for (i, &d) in labels.iter().enumerate() {
+        let (r0, c0) = (2 + 12 * (d as usize / 5), 1 + 5 * (d as usize % 5));
+        for r in r0..r0 + 7 {
+            for c in c0..c0 + 7 {
+                images[[i, r, c.min(27)]] = 255;
+            }
+        }
+    }
+    (images, labels)
+}
+
+fn write_mnist(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (train, train_labels) = synthetic(700, 1);
+    let (test, test_labels) = synthetic(200, 2);
+    std::fs::write(dir.join("train-images-idx3-ubyte"), encode_images(&train)).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), encode_labels(&train_labels)).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), encode_images(&test)).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), encode_labels(&test_labels)).unwrap();
+}
+
+fn config(lr: f64) -> ExperimentConfig {
+    let text = format!(
+        r#"
+name = "toy"
+description = "synthetic even / odd"
+methods = ["joint", "mtcool"]
+[data]
+dataset = "mnist"
+train_size = 600
+tasks = [{{ name = "even", classes = [0, 2, 4, 6, 8] }}, {{ name = "odd", classes = [1, 3, 5, 7, 9] }}]
+[model]
+arch = "lenet"
+[training]
+epochs = 4
+batch_size = 32
+runs = 1
+[training.sgd]
+lr = {lr}
+[mtcool]
+warmup_epochs = 1
+[paper]
+metrics = ["even/accuracy", "odd/accuracy"]
+[paper.methods.joint]
+"even/accuracy" = {{ mean = 0.99 }}
+"odd/accuracy" = {{ mean = 0.98 }}
+"#
+    );
+    ExperimentConfig::parse(&text, Path::new("toy.toml")).unwrap()
+}
+
+#[test]
+fn grid_learns_writes_results_and_resumes() {
+    let root = tempfile::tempdir().unwrap();
+    write_mnist(&root.path().join("data/mnist"));
+    let request = GridRequest {
+        config: config(0.05),
+        data_dir: root.path().join("data"),
+        out_dir: root.path().join("out"),
+        methods: None,
+        overrides: Overrides::default(),
+        device: Device::Cpu,
+    };
+    let report = run_grid(&request).unwrap();
+    assert_eq!((report.trained, report.reused), (2, 0));
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let text = std::fs::read_to_string(root.path().join("out/toy/summary.json")).unwrap();
+    let summary: Summary = serde_json::from_str(&text).unwrap();
+    assert_eq!(summary.experiment, "toy");
+    assert!(!summary.quick);
+    assert_eq!(summary.device, "cpu");
+    for method in ["joint", "mtcool"] {
+        let m = &summary.methods[method];
+        assert_eq!(m.runs.len(), 1);
+        for key in ["even/accuracy", "odd/accuracy"] {
+            assert!(m.mean[key] > 0.9, "{method} {key} = {}", m.mean[key]);
+            assert_eq!(m.std[key], 0.0);
+        }
+    }
+    let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(raw["methods"]["joint"]["runs"][0]["seed"].is_u64());
+    assert!(root.path().join("out/toy/runs/mtcool-seed0.json").is_file());
+    let table = std::fs::read_to_string(&report.table_path).unwrap();
+    assert!(table.contains("| joint |") && table.contains("99.00"), "{table}");
+
+    // the same request again reuses both runs and trains nothing
+    let again = run_grid(&request).unwrap();
+    assert_eq!((again.trained, again.reused), (0, 2));
+    assert_eq!(std::fs::read_to_string(root.path().join("out/toy/summary.json")).unwrap(), text);
+
+    // changing a setting invalidates only the affected runs' fingerprints
+    let more = GridRequest {
+        methods: Some(vec![MethodKind::Joint]),
+        overrides: Overrides {
+            epochs: Some(1),
+            ..Overrides::default()
+        },
+        ..request.clone()
+    };
+    let third = run_grid(&more).unwrap();
+    assert_eq!((third.trained, third.reused), (1, 0));
+    let summary: Summary =
+        serde_json::from_str(&std::fs::read_to_string(&third.summary_path).unwrap()).unwrap();
+    assert_eq!(summary.methods.len(), 2, "the mtcool entry was kept");
+    assert_eq!(summary.methods["joint"].runs[0].epochs, 1);
+}
+
+#[test]
+fn a_diverging_run_is_reported_and_the_grid_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    write_mnist(&root.path().join("data/mnist"));
+    let request = GridRequest {
+        config: config(1e12),
+        data_dir: root.path().join("data"),
+        out_dir: root.path().join("out"),
+        methods: Some(vec![MethodKind::Joint, MethodKind::Independent]),
+        overrides: Overrides {
+            epochs: Some(1),
+            ..Overrides::default()
+        },
+        device: Device::Cpu,
+    };
+    let report = run_grid(&request).unwrap();
+    assert_eq!(report.failures.len(), 2, "{:?}", report.failures);
+    assert!(report.failures[0].contains("diverged"), "{}", report.failures[0]);
+    assert!(report.summary_path.is_file());
+}
+
+#[test]
+fn a_missing_dataset_names_the_file_and_the_fetch_command() {
+    let root = tempfile::tempdir().unwrap();
+    let request = GridRequest {
+        config: config(0.05),
+        data_dir: root.path().join("data"),
+        out_dir: root.path().join("out"),
+        methods: None,
+        overrides: Overrides::default(),
+        device: Device::Cpu,
+    };
+    let err = run_grid(&request).unwrap_err().to_string();
+    assert!(err.contains("train-images-idx3-ubyte") && err.contains("xtask data mnist"), "{err}");
+}
