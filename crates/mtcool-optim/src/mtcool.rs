@@ -93,7 +93,7 @@ impl MtCool {
                 problem: format!("needs a partitioned encoder, got a {} one", model.sharing()),
             });
         }
-        if !(config.noise_bound >= 0.0 && config.noise_bound.is_finite()) {
+        if !config.noise_bound.is_finite() || config.noise_bound < 0.0 {
             return Err(OptimError::Config {
                 method: name.into(),
                 problem: format!(
@@ -108,7 +108,7 @@ impl MtCool {
                 problem: "samples and steps_per_task must be ≥ 1".into(),
             });
         }
-        if !(config.kl_weight >= 0.0) {
+        if config.kl_weight.is_nan() || config.kl_weight < 0.0 || config.kl_weight.is_infinite() {
             return Err(OptimError::Config {
                 method: name.into(),
                 problem: format!("kl_weight must be ≥ 0, got {}", config.kl_weight),
