@@ -9,7 +9,9 @@ use rand_chacha::ChaCha8Rng;
 
 fn batch(seed: u64, n: usize) -> TaskBatch {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let pixels: Vec<f32> = (0..n * 28 * 28).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let pixels: Vec<f32> = (0..n * 28 * 28)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
     let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..5)).collect();
     TaskBatch {
         input: Tensor::from_vec(pixels, (n, 1, 28, 28), &Device::Cpu).unwrap(),
@@ -19,7 +21,13 @@ fn batch(seed: u64, n: usize) -> TaskBatch {
 
 fn snapshot(vars: &[Var]) -> Vec<Vec<f32>> {
     vars.iter()
-        .map(|v| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .map(|v| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -39,13 +47,23 @@ fn no_warmup(b: f64, lambda: f64) -> MtCoolConfig {
 #[test]
 fn a_task_step_changes_only_that_tasks_parameters() {
     let net = model(1);
-    let mut method = MtCool::new(&net, Variant::Full, no_warmup(0.01, 1.0), SgdConfig::default()).unwrap();
+    let mut method = MtCool::new(
+        &net,
+        Variant::Full,
+        no_warmup(0.01, 1.0),
+        SgdConfig::default(),
+    )
+    .unwrap();
     method.begin_epoch(0);
     let mine = snapshot(&net.task_params(0));
     let others = snapshot(&net.task_params(1));
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     method.task_step(&net, 0, &batch(0, 16), &mut rng).unwrap();
-    assert_eq!(snapshot(&net.task_params(1)), others, "task 1's parameters moved");
+    assert_eq!(
+        snapshot(&net.task_params(1)),
+        others,
+        "task 1's parameters moved"
+    );
     let after = snapshot(&net.task_params(0));
     for (i, (a, b)) in after.iter().zip(&mine).enumerate() {
         assert_ne!(a, b, "task 0's parameter {i} did not move");
@@ -74,7 +92,10 @@ fn the_clamp_keeps_theta_within_b_of_its_reference() {
     assert!(clamped.unwrap() > 0.0, "the clamp never acted");
     for (now, then) in snapshot(&theta).iter().zip(&reference) {
         for (x, r) in now.iter().zip(then) {
-            assert!((x - r).abs() <= b as f32 * (1.0 + 1e-5), "{x} is more than {b} from {r}");
+            assert!(
+                (x - r).abs() <= b as f32 * (1.0 + 1e-5),
+                "{x} is more than {b} from {r}"
+            );
         }
     }
 }
@@ -110,7 +131,9 @@ fn warm_up_runs_the_vanilla_scheme() {
         };
         let mut method = MtCool::new(&net, variant, config, SgdConfig::default()).unwrap();
         method.begin_epoch(0);
-        let report = method.step(&net, &batches, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let report = method
+            .step(&net, &batches, &mut ChaCha8Rng::seed_from_u64(0))
+            .unwrap();
         (snapshot(&net.all_params()), report.clamped_fraction)
     };
     let (warm, clamps) = run(Variant::Full, 1);
@@ -124,9 +147,17 @@ fn same_seed_same_step() {
     let batches = [batch(9, 8), batch(10, 8)];
     let run = |seed| {
         let net = model(11);
-        let mut method = MtCool::new(&net, Variant::Full, no_warmup(0.05, 1.0), SgdConfig::default()).unwrap();
+        let mut method = MtCool::new(
+            &net,
+            Variant::Full,
+            no_warmup(0.05, 1.0),
+            SgdConfig::default(),
+        )
+        .unwrap();
         method.begin_epoch(0);
-        method.step(&net, &batches, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+        method
+            .step(&net, &batches, &mut ChaCha8Rng::seed_from_u64(seed))
+            .unwrap();
         snapshot(&net.all_params())
     };
     assert_eq!(run(1), run(1));
@@ -136,7 +167,13 @@ fn same_seed_same_step() {
 #[test]
 fn mtcool_refuses_a_shared_encoder() {
     let net = LeNetMt::new(&Device::Cpu, Sharing::Shared, &[5, 5], 0).unwrap();
-    let err = MtCool::new(&net, Variant::Full, MtCoolConfig::default(), SgdConfig::default()).unwrap_err();
+    let err = MtCool::new(
+        &net,
+        Variant::Full,
+        MtCoolConfig::default(),
+        SgdConfig::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("partitioned"), "{err}");
 }
 
@@ -147,9 +184,12 @@ fn independent_networks_do_not_interact() {
     let run = |task0_seed| {
         let net = LeNetMt::new(&Device::Cpu, Sharing::Independent, &[5, 5], 0).unwrap();
         let kind = mtcool_optim::MethodKind::Independent;
-        let mut method = mtcool_optim::build(kind, &net, SgdConfig::default(), MtCoolConfig::default()).unwrap();
+        let mut method =
+            mtcool_optim::build(kind, &net, SgdConfig::default(), MtCoolConfig::default()).unwrap();
         let batches = [batch(task0_seed, 8), batch(13, 8)];
-        method.step(&net, &batches, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        method
+            .step(&net, &batches, &mut ChaCha8Rng::seed_from_u64(0))
+            .unwrap();
         (snapshot(&net.task_params(0)), snapshot(&net.task_params(1)))
     };
     let (a0, a1) = run(20);
@@ -163,9 +203,14 @@ fn joint_updates_the_shared_encoder_from_both_tasks() {
     let run = |task1_seed| {
         let net = LeNetMt::new(&Device::Cpu, Sharing::Shared, &[5, 5], 0).unwrap();
         let kind = mtcool_optim::MethodKind::Joint;
-        let mut method = mtcool_optim::build(kind, &net, SgdConfig::default(), MtCoolConfig::default()).unwrap();
+        let mut method =
+            mtcool_optim::build(kind, &net, SgdConfig::default(), MtCoolConfig::default()).unwrap();
         method
-            .step(&net, &[batch(14, 8), batch(task1_seed, 8)], &mut ChaCha8Rng::seed_from_u64(0))
+            .step(
+                &net,
+                &[batch(14, 8), batch(task1_seed, 8)],
+                &mut ChaCha8Rng::seed_from_u64(0),
+            )
             .unwrap();
         snapshot(&net.shared_params())
     };

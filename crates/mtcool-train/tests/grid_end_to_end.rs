@@ -34,9 +34,17 @@ fn write_mnist(dir: &Path) {
     let (train, train_labels) = synthetic(700, 1);
     let (test, test_labels) = synthetic(200, 2);
     std::fs::write(dir.join("train-images-idx3-ubyte"), encode_images(&train)).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte"), encode_labels(&train_labels)).unwrap();
+    std::fs::write(
+        dir.join("train-labels-idx1-ubyte"),
+        encode_labels(&train_labels),
+    )
+    .unwrap();
     std::fs::write(dir.join("t10k-images-idx3-ubyte"), encode_images(&test)).unwrap();
-    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), encode_labels(&test_labels)).unwrap();
+    std::fs::write(
+        dir.join("t10k-labels-idx1-ubyte"),
+        encode_labels(&test_labels),
+    )
+    .unwrap();
 }
 
 fn config(lr: f64) -> ExperimentConfig {
@@ -101,12 +109,18 @@ fn grid_learns_writes_results_and_resumes() {
     assert!(raw["methods"]["joint"]["runs"][0]["seed"].is_u64());
     assert!(root.path().join("out/toy/runs/mtcool-seed0.json").is_file());
     let table = std::fs::read_to_string(&report.table_path).unwrap();
-    assert!(table.contains("| joint |") && table.contains("99.00"), "{table}");
+    assert!(
+        table.contains("| joint |") && table.contains("99.00"),
+        "{table}"
+    );
 
     // the same request again reuses both runs and trains nothing
     let again = run_grid(&request).unwrap();
     assert_eq!((again.trained, again.reused), (0, 2));
-    assert_eq!(std::fs::read_to_string(root.path().join("out/toy/summary.json")).unwrap(), text);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("out/toy/summary.json")).unwrap(),
+        text
+    );
 
     // changing a setting invalidates only the affected runs' fingerprints
     let more = GridRequest {
@@ -142,7 +156,11 @@ fn a_diverging_run_is_reported_and_the_grid_goes_on() {
     };
     let report = run_grid(&request).unwrap();
     assert_eq!(report.failures.len(), 2, "{:?}", report.failures);
-    assert!(report.failures[0].contains("diverged"), "{}", report.failures[0]);
+    assert!(
+        report.failures[0].contains("diverged"),
+        "{}",
+        report.failures[0]
+    );
     assert!(report.summary_path.is_file());
 }
 
@@ -158,5 +176,8 @@ fn a_missing_dataset_names_the_file_and_the_fetch_command() {
         device: Device::Cpu,
     };
     let err = run_grid(&request).unwrap_err().to_string();
-    assert!(err.contains("train-images-idx3-ubyte") && err.contains("xtask data mnist"), "{err}");
+    assert!(
+        err.contains("train-images-idx3-ubyte") && err.contains("xtask data mnist"),
+        "{err}"
+    );
 }

@@ -15,7 +15,11 @@ use mtcool_train::{ExperimentConfig, GridRequest, MethodKind};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "mtcool", about = "Multi-task learning experiments: MT-COOL and baselines", version)]
+#[command(
+    name = "mtcool",
+    about = "Multi-task learning experiments: MT-COOL and baselines",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,9 +75,13 @@ enum Command {
 }
 
 fn parse_methods(list: Option<Vec<String>>) -> Result<Option<Vec<MethodKind>>> {
-    list.map(|l| l.iter().map(|m| m.trim().parse::<MethodKind>()).collect::<Result<Vec<_>, _>>())
-        .transpose()
-        .context("--methods")
+    list.map(|l| {
+        l.iter()
+            .map(|m| m.trim().parse::<MethodKind>())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .transpose()
+    .context("--methods")
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -104,7 +112,11 @@ fn run(cli: Cli) -> Result<()> {
             };
             let report = mtcool_train::run_grid(&request)?;
             println!("{}", report.table);
-            println!("wrote {} and {}", report.summary_path.display(), report.table_path.display());
+            println!(
+                "wrote {} and {}",
+                report.summary_path.display(),
+                report.table_path.display()
+            );
             if let Some(first) = report.failures.first() {
                 anyhow::bail!("{} run(s) failed; first: {first}", report.failures.len());
             }
@@ -112,12 +124,23 @@ fn run(cli: Cli) -> Result<()> {
         Command::Params { config } => {
             let config = ExperimentConfig::load(&config)?;
             let classes: Vec<usize> = match &config.data {
-                mtcool_train::config::DataConfig::Mnist { tasks, .. } => tasks.iter().map(|t| t.classes.len()).collect(),
+                mtcool_train::config::DataConfig::Mnist { tasks, .. } => {
+                    tasks.iter().map(|t| t.classes.len()).collect()
+                }
             };
             println!("| method | sharing | parameters |\n|---|---|---:|");
             for kind in config.method_kinds()? {
-                let model = mtcool_models::LeNetMt::new(&candle_core::Device::Cpu, kind.sharing(), &classes, 0)?;
-                println!("| {kind} | {} | {} |", kind.sharing(), mtcool_models::MultiTaskModel::param_count(&model));
+                let model = mtcool_models::LeNetMt::new(
+                    &candle_core::Device::Cpu,
+                    kind.sharing(),
+                    &classes,
+                    0,
+                )?;
+                println!(
+                    "| {kind} | {} | {} |",
+                    kind.sharing(),
+                    mtcool_models::MultiTaskModel::param_count(&model)
+                );
             }
         }
         Command::CheckData { config, data } => {
