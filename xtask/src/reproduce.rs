@@ -38,6 +38,9 @@ pub struct Args {
     /// Seed of the first run.
     #[arg(long)]
     seed: Option<u64>,
+    /// Convolution and pooling ops: fast (custom CPU ops) or candle (candle's own).
+    #[arg(long)]
+    ops: Option<mtcool_train::config::Ops>,
 }
 
 /// Runs the requested experiments; fails if any run failed.
@@ -84,6 +87,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 epochs: args.epochs,
                 runs: args.runs,
                 seed: args.seed,
+                ops: args.ops,
             },
             device: device.clone(),
         };

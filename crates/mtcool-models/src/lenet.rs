@@ -19,6 +19,7 @@ use candle_core::{Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 
 use crate::model::{MultiTaskModel, Sharing};
+use crate::ops::{self, OpsBackend};
 use crate::partitioned::{Owner, PartitionedConv2d, PartitionedLinear, SliceView};
 use crate::ParamBuilder;
 
@@ -28,6 +29,7 @@ struct Encoder {
     conv1: PartitionedConv2d,
     conv2: PartitionedConv2d,
     fc1: PartitionedLinear,
+    ops: OpsBackend,
 }
 
 impl Encoder {
@@ -36,12 +38,22 @@ impl Encoder {
             conv1: PartitionedConv2d::new(&pb.pp("conv1"), 1, 10, 5, 0, owners)?,
             conv2: PartitionedConv2d::new(&pb.pp("conv2"), 10, 20, 5, 0, owners)?,
             fc1: PartitionedLinear::new(&pb.pp("fc1"), 320, 50, owners)?,
+            ops: OpsBackend::default(),
         })
     }
 
+    fn with_ops(self, ops: OpsBackend) -> Self {
+        Self {
+            conv1: self.conv1.with_ops(ops),
+            conv2: self.conv2.with_ops(ops),
+            ops,
+            ..self
+        }
+    }
+
     fn forward(&self, x: &Tensor, view: &SliceView) -> Result<Tensor> {
-        let x = self.conv1.forward(x, view)?.max_pool2d(2)?.relu()?;
-        let x = self.conv2.forward(&x, view)?.max_pool2d(2)?.relu()?;
+        let x = ops::max_pool2d(&self.conv1.forward(x, view)?, 2, self.ops)?.relu()?;
+        let x = ops::max_pool2d(&self.conv2.forward(&x, view)?, 2, self.ops)?.relu()?;
         self.fc1.forward(&x.flatten_from(1)?, view)?.relu()
     }
 
@@ -111,6 +123,12 @@ impl LeNetMt {
             heads,
             vars,
         })
+    }
+
+    /// The same network computing convolutions and pooling with `ops` (default: fast).
+    pub fn with_ops(mut self, ops: OpsBackend) -> Self {
+        self.encoders = self.encoders.into_iter().map(|e| e.with_ops(ops)).collect();
+        self
     }
 
     fn encoder_of(&self, task: usize) -> &Encoder {

@@ -9,6 +9,7 @@
 
 pub mod lenet;
 pub mod model;
+pub mod ops;
 pub mod params;
 pub mod partitioned;
 

@@ -87,10 +87,53 @@ impl From<&TaskSpec> for ClassTask {
 
 /// The network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, tag = "arch", rename_all = "kebab-case")]
-pub enum ModelConfig {
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Architecture.
+    pub arch: Arch,
+    /// Convolution and pooling implementation: `fast` (custom CPU ops) or `candle`.
+    #[serde(default)]
+    pub ops: Ops,
+}
+
+/// Architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
     /// LeNet-MT (28 × 28 grey input).
     Lenet,
+}
+
+/// Which implementation of convolution and pooling the model uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ops {
+    /// candle's own `conv2d` / `max_pool2d` (for comparison).
+    Candle,
+    /// The custom ops of `mtcool_models::ops` (im2col + GEMM, argmax pooling) on the CPU.
+    #[default]
+    Fast,
+}
+
+impl From<Ops> for mtcool_models::ops::OpsBackend {
+    fn from(ops: Ops) -> Self {
+        match ops {
+            Ops::Candle => Self::Candle,
+            Ops::Fast => Self::Fast,
+        }
+    }
+}
+
+impl std::str::FromStr for Ops {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "candle" => Ok(Ops::Candle),
+            "fast" => Ok(Ops::Fast),
+            other => Err(format!("unknown ops `{other}` (expected fast or candle)")),
+        }
+    }
 }
 
 /// Training schedule and optimiser.
@@ -194,6 +237,8 @@ pub struct RunSettings {
     pub sgd: SgdConfig,
     /// MT-COOL settings (warm-up adjusted for quick runs).
     pub mtcool: MtCoolConfig,
+    /// Convolution and pooling implementation.
+    pub ops: Ops,
 }
 
 /// Command-line overrides of a configuration.
@@ -207,6 +252,8 @@ pub struct Overrides {
     pub runs: Option<usize>,
     /// `--seed S`.
     pub seed: Option<u64>,
+    /// `--ops fast|candle`.
+    pub ops: Option<Ops>,
 }
 
 impl ExperimentConfig {
@@ -283,6 +330,7 @@ impl ExperimentConfig {
             train_limit,
             sgd: t.sgd,
             mtcool,
+            ops: overrides.ops.unwrap_or(self.model.ops),
         }
     }
 

@@ -10,7 +10,7 @@ use mtcool_optim::{MethodKind, TaskBatch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::RunSettings;
+use crate::config::{Ops, RunSettings};
 use crate::data::{iterations_per_epoch, Sampler, TaskTensors};
 use crate::error::Result;
 use crate::evaluate::evaluate;
@@ -49,9 +49,10 @@ pub fn build_model(
     tasks: &[TaskTensors],
     device: &Device,
     init_seed: u64,
+    ops: Ops,
 ) -> Result<LeNetMt> {
     let classes: Vec<usize> = tasks.iter().map(|t| t.num_classes).collect();
-    Ok(LeNetMt::new(device, kind.sharing(), &classes, init_seed)?)
+    Ok(LeNetMt::new(device, kind.sharing(), &classes, init_seed)?.with_ops(ops.into()))
 }
 
 /// Trains `kind` with `seed` on `tasks` and evaluates it on the test splits after the last
@@ -67,7 +68,7 @@ pub fn train_run(
 ) -> Result<RunRecord> {
     let start = Instant::now();
     let mut rngs = RunRngs::new(seed);
-    let model = build_model(kind, tasks, device, rngs.init_seed)?;
+    let model = build_model(kind, tasks, device, rngs.init_seed, settings.ops)?;
     let mut method = mtcool_optim::build(kind, &model, settings.sgd, settings.mtcool)?;
     let mut samplers: Vec<Sampler> = tasks.iter().map(|t| Sampler::new(t.train.len)).collect();
     let iterations = iterations_per_epoch(tasks, settings.batch_size);

@@ -47,6 +47,9 @@ enum Command {
         /// Seed of the first run.
         #[arg(long)]
         seed: Option<u64>,
+        /// Convolution and pooling ops: fast or candle.
+        #[arg(long)]
+        ops: Option<mtcool_train::config::Ops>,
         /// Dataset root.
         #[arg(long, default_value = "datasets")]
         data: PathBuf,
@@ -93,6 +96,7 @@ fn run(cli: Cli) -> Result<()> {
             epochs,
             runs,
             seed,
+            ops,
             data,
             out,
             device,
@@ -107,6 +111,7 @@ fn run(cli: Cli) -> Result<()> {
                     epochs,
                     runs,
                     seed,
+                    ops,
                 },
                 device: mtcool_train::parse_device(&device)?,
             };
@@ -157,7 +162,17 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// candle re-reads the CPU count on every matmul unless `RAYON_NUM_THREADS` is set: set it
+/// once, before any thread starts, to the machine's parallelism.
+fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
 fn main() -> ExitCode {
+    pin_thread_count();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -18,6 +18,7 @@
 use candle_core::{Result, Tensor, Var};
 
 use super::{materialise, owned, split_sizes, Owner, Slice, SliceView};
+use crate::ops::{self, OpsBackend};
 use crate::ParamBuilder;
 
 /// A convolution (square kernel, stride 1) whose output channels are split between owners.
@@ -25,7 +26,7 @@ use crate::ParamBuilder;
 pub struct PartitionedConv2d {
     slices: Vec<Slice>,
     padding: usize,
-    out_channels: usize,
+    ops: OpsBackend,
 }
 
 impl PartitionedConv2d {
@@ -60,15 +61,20 @@ impl PartitionedConv2d {
         Ok(Self {
             slices,
             padding,
-            out_channels,
+            ops: OpsBackend::default(),
         })
+    }
+
+    /// The same layer computed with `ops` (candle's convolution or the fast custom op).
+    pub fn with_ops(mut self, ops: OpsBackend) -> Self {
+        self.ops = ops;
+        self
     }
 
     /// Applies the convolution with the parameters as `view` sees them.
     pub fn forward(&self, x: &Tensor, view: &SliceView) -> Result<Tensor> {
         let (w, b) = materialise(&self.slices, view)?;
-        let y = x.conv2d(&w, self.padding, 1, 1, 1)?;
-        y.broadcast_add(&b.reshape((1, self.out_channels, 1, 1))?)
+        ops::conv2d(x, &w, &b, 1, self.padding, self.ops)
     }
 
     /// The weight and bias of the slices owned by `owner`.

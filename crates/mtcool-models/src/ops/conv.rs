@@ -1,0 +1,581 @@
+//! `conv2d` as one candle custom op: im2col + GEMM forward, hand-written backward.
+//!
+//! The batch is cut into tasks of `g` whole items (rayon runs the tasks in parallel, each
+//! writing its own slice of the output and of the input gradient) and each task into tiles:
+//! all its items, or, when one item's column matrix is too large, ranges of its output rows.
+//! A tile's column matrix `colT` (`C·k·k` × `m`, `m` = the tile's output positions, row-major)
+//! stays in cache; its rows are shifted copies of input rows, so im2col and col2im move whole
+//! row segments. Per tile:
+//!
+//! - forward: `out = W × colT` (`Cout` × `m`), copied to `(N, Cout, H', W')` with the bias added
+//!   in the same pass;
+//! - backward: the tile's output gradient gathered as `dY` (`Cout` × `m`; its row sums are the
+//!   bias gradient), `colT` recomputed, `dW += dY × colTᵀ` (one GEMM over all the tile's
+//!   positions), and, only when the input tracks a gradient, `dcolT = Wᵀ × dY` scattered back
+//!   by col2im.
+//!
+//! Per-task partial kernel and bias gradients are summed at the end.
+
+use std::cell::RefCell;
+
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::linalg::{f32_slice, matmul, with_storage, Mat};
+
+/// Target size (in f32 elements) of one tile's column matrix: 256 KiB, to stay in L2 with the
+/// product and the kernel.
+const TILE_ELEMS: usize = 1 << 16;
+/// Fewest columns (output positions) per tile when an item's column matrix exceeds
+/// [`TILE_ELEMS`], so that packing the kernel matrix stays cheap against the product itself.
+const MIN_TILE_COLS: usize = 256;
+/// Tasks per rayon thread to aim for (load balance), when the batch is large enough.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Shapes of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geom {
+    fn new(x: &[usize], w: &[usize], b: &[usize], stride: usize, pad: usize) -> Result<Self> {
+        let (&[n, c, h, wi], &[cout, cw, kh, kw], &[cb]) = (x, w, b) else {
+            bail!("fast conv2d: expected x (N,C,H,W), w (Cout,C,k,k), b (Cout,), got {x:?} {w:?} {b:?}")
+        };
+        if cw != c || kh != kw || cb != cout || stride == 0 || kh == 0 {
+            bail!("fast conv2d: incompatible x {x:?}, w {w:?}, b {b:?}, stride {stride}")
+        }
+        if h + 2 * pad < kh || wi + 2 * pad < kh {
+            bail!("fast conv2d: kernel {kh} larger than the padded input {x:?} (padding {pad})")
+        }
+        Ok(Self {
+            n,
+            c,
+            h,
+            w: wi,
+            cout,
+            k: kh,
+            stride,
+            pad,
+            ho: (h + 2 * pad - kh) / stride + 1,
+            wo: (wi + 2 * pad - kh) / stride + 1,
+        })
+    }
+
+    /// Rows of the column matrix.
+    fn ckk(&self) -> usize {
+        self.c * self.k * self.k
+    }
+
+    fn in_item(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    fn out_item(&self) -> usize {
+        self.cout * self.ho * self.wo
+    }
+
+    /// Items per task, and output rows per tile (`H'` when tiles are whole items).
+    fn plan(&self) -> (usize, usize) {
+        let per_item = self.ho * self.wo * self.ckk();
+        let threads = rayon::current_num_threads().max(1);
+        let max_g = (self.n / (TASKS_PER_THREAD * threads)).max(1);
+        let g = (TILE_ELEMS / per_item.max(1)).clamp(1, max_g);
+        if g > 1 || per_item <= TILE_ELEMS {
+            return (g, self.ho);
+        }
+        let by_size = TILE_ELEMS / (self.wo * self.ckk()).max(1);
+        let by_gemm = MIN_TILE_COLS.div_ceil(self.wo);
+        (1, by_size.max(by_gemm).clamp(1, self.ho))
+    }
+
+    /// The tiles of a task holding `items` items.
+    fn tiles(&self, items: usize, tile_rows: usize) -> impl Iterator<Item = Tile> {
+        let ho = self.ho;
+        let (whole, step) = if tile_rows >= ho {
+            (true, ho)
+        } else {
+            (false, tile_rows.max(1))
+        };
+        let count = if whole { 1 } else { ho.div_ceil(step) };
+        (0..count).map(move |t| {
+            if whole {
+                Tile {
+                    items: 0..items,
+                    rows: 0..ho,
+                }
+            } else {
+                Tile {
+                    items: 0..1,
+                    rows: t * step..((t + 1) * step).min(ho),
+                }
+            }
+        })
+    }
+}
+
+/// Output positions a tile covers: rows `rows` of the task's items `items` (task-local).
+#[derive(Debug, Clone)]
+struct Tile {
+    items: std::ops::Range<usize>,
+    rows: std::ops::Range<usize>,
+}
+
+impl Tile {
+    /// Output positions per item.
+    fn per_item(&self, g: &Geom) -> usize {
+        self.rows.len() * g.wo
+    }
+
+    /// Columns of the tile's column matrix.
+    fn m(&self, g: &Geom) -> usize {
+        self.items.len() * self.per_item(g)
+    }
+}
+
+thread_local! {
+    /// Per-thread scratch buffers (column matrix, gathered output gradient), reused across
+    /// tiles and calls so that large temporaries are not returned to the OS each time.
+    static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// Takes scratch buffer `slot` of this thread, `len` long (contents unspecified).
+fn take_scratch(slot: usize, len: usize) -> Vec<f32> {
+    let mut v = SCRATCH.with(|s| std::mem::take(&mut s.borrow_mut()[slot]));
+    v.resize(len, 0.0);
+    v
+}
+
+fn put_scratch(slot: usize, v: Vec<f32>) {
+    SCRATCH.with(|s| s.borrow_mut()[slot] = v);
+}
+
+/// Output columns `ow` whose input column `ow·s + kw − p` lies inside `0..w`.
+fn valid_cols(g: &Geom, kw: usize) -> std::ops::Range<usize> {
+    let (s, pad) = (g.stride, g.pad);
+    let lo = if pad > kw { (pad - kw).div_ceil(s) } else { 0 };
+    let hi = if g.w + pad > kw {
+        ((g.w + pad - kw - 1) / s + 1).min(g.wo)
+    } else {
+        0
+    };
+    lo.min(hi)..hi
+}
+
+/// Calls `f(j, offset, input row, kw, valid)` for every segment of a tile's column matrix: row
+/// `j = (ci·k + kh)·k + kw` of `colT`, the segment's first column `offset` (one item and one
+/// output row: `W'` columns), the `(start, end)` of the input row it reads (None in the
+/// padding) and its [`valid_cols`]. The traversal shared by im2col and col2im.
+#[inline(always)]
+fn for_each_segment(
+    g: &Geom,
+    tile: &Tile,
+    mut f: impl FnMut(usize, usize, Option<(usize, usize)>, usize, &std::ops::Range<usize>),
+) {
+    let (k, s, pad) = (g.k, g.stride, g.pad);
+    let per_item = tile.per_item(g);
+    for ci in 0..g.c {
+        for kh in 0..k {
+            for kw in 0..k {
+                let j = (ci * k + kh) * k + kw;
+                let valid = valid_cols(g, kw);
+                for (ii, item) in tile.items.clone().enumerate() {
+                    let plane = item * g.in_item() + ci * g.h * g.w;
+                    for (ri, oh) in tile.rows.clone().enumerate() {
+                        let ih = (oh * s + kh) as isize - pad as isize;
+                        let src = (ih >= 0 && (ih as usize) < g.h).then(|| {
+                            let row = plane + ih as usize * g.w;
+                            (row, row + g.w)
+                        });
+                        f(j, ii * per_item + ri * g.wo, src, kw, &valid);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` without a `memcpy` call for the short segments of small images.
+#[inline(always)]
+fn copy_segment(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    if n >= 64 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let src = &src[..n];
+    let mut i = 0;
+    while i + 8 <= n {
+        dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
+        i += 8;
+    }
+    if i + 4 <= n {
+        dst[i..i + 4].copy_from_slice(&src[i..i + 4]);
+        i += 4;
+    }
+    if i + 2 <= n {
+        dst[i..i + 2].copy_from_slice(&src[i..i + 2]);
+        i += 2;
+    }
+    if i < n {
+        dst[i] = src[i];
+    }
+}
+
+/// im2col of a tile: `colT[(ci·k + kh)·k + kw][q] = x[item][ci][oh·s + kh − p][ow·s + kw − p]`
+/// for the tile's output positions `q = (item, oh, ow)` (0 in the padding). `x` holds the task's
+/// items.
+fn im2col(g: &Geom, x: &[f32], tile: &Tile, col: &mut [f32]) {
+    let m = tile.m(g);
+    if g.stride == 1 && g.pad == 0 {
+        // Every segment is a full input-row slice: copy the tile's rows block by block.
+        let (k, wo, per_item) = (g.k, g.wo, tile.per_item(g));
+        for (j, block) in col.chunks_exact_mut(m).enumerate() {
+            let (ci, kh, kw) = (j / (k * k), j / k % k, j % k);
+            for (ii, item) in tile.items.clone().enumerate() {
+                let src = item * g.in_item() + ci * g.h * g.w + (tile.rows.start + kh) * g.w + kw;
+                let dst = &mut block[ii * per_item..(ii + 1) * per_item];
+                for (d, sr) in dst.chunks_exact_mut(wo).zip(x[src..].chunks(g.w)) {
+                    copy_segment(d, &sr[..wo]);
+                }
+            }
+        }
+        return;
+    }
+    let (s, pad, wo) = (g.stride, g.pad, g.wo);
+    for_each_segment(g, tile, |j, off, src, kw, valid| {
+        let seg = &mut col[j * m + off..j * m + off + wo];
+        let Some((a, b)) = src else {
+            seg.fill(0.0);
+            return;
+        };
+        let xrow = &x[a..b];
+        if valid.start > 0 {
+            seg[..valid.start].fill(0.0);
+        }
+        if valid.end < wo {
+            seg[valid.end..].fill(0.0);
+        }
+        if valid.is_empty() {
+            return;
+        }
+        let first = valid.start * s + kw - pad;
+        if s == 1 {
+            copy_segment(&mut seg[valid.clone()], &xrow[first..first + valid.len()]);
+        } else {
+            for (d, v) in seg[valid.clone()]
+                .iter_mut()
+                .zip(xrow[first..].iter().step_by(s))
+            {
+                *d = *v;
+            }
+        }
+    });
+}
+
+/// col2im, the adjoint of [`im2col`]: adds `col` into the task's input gradient `dx`.
+fn col2im(g: &Geom, col: &[f32], tile: &Tile, dx: &mut [f32]) {
+    let m = tile.m(g);
+    if g.stride == 1 && g.pad == 0 {
+        let (k, wo, per_item) = (g.k, g.wo, tile.per_item(g));
+        for (j, block) in col.chunks_exact(m).enumerate() {
+            let (ci, kh, kw) = (j / (k * k), j / k % k, j % k);
+            for (ii, item) in tile.items.clone().enumerate() {
+                let dst = item * g.in_item() + ci * g.h * g.w + (tile.rows.start + kh) * g.w + kw;
+                let src = &block[ii * per_item..(ii + 1) * per_item];
+                for (s, d) in src.chunks_exact(wo).zip(dx[dst..].chunks_mut(g.w)) {
+                    for (d, v) in d[..wo].iter_mut().zip(s) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    let (s, pad) = (g.stride, g.pad);
+    for_each_segment(g, tile, |j, off, src, kw, valid| {
+        let Some((a, b)) = src else {
+            return;
+        };
+        if valid.is_empty() {
+            return;
+        }
+        let seg = &col[j * m + off + valid.start..j * m + off + valid.end];
+        let xrow = &mut dx[a..b];
+        let first = valid.start * s + kw - pad;
+        if s == 1 {
+            for (d, v) in xrow[first..first + seg.len()].iter_mut().zip(seg) {
+                *d += v;
+            }
+        } else {
+            for (d, v) in xrow[first..].iter_mut().step_by(s).zip(seg) {
+                *d += v;
+            }
+        }
+    });
+}
+
+/// Sum of a slice, with eight partial sums (vectorised, and more accurate on long rows).
+fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    chunks.remainder().iter().sum::<f32>() + acc.iter().sum::<f32>()
+}
+
+/// The weight `(Cout, C·k·k)` of a convolution, as a view of its storage.
+fn weight_mat<'a>(g: &Geom, w: &'a CpuStorage, offset: usize) -> Mat<'a> {
+    Mat::row_major(w, offset, g.cout, g.ckk())
+}
+
+/// Forward pass of one task: `x` and `out` hold its items.
+fn forward_task(
+    g: &Geom,
+    tile_rows: usize,
+    x: &[f32],
+    wm: Mat<'_>,
+    bias: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    let (ckk, cout, wo, p) = (g.ckk(), g.cout, g.wo, g.ho * g.wo);
+    let items = x.len() / g.in_item();
+    for tile in g.tiles(items, tile_rows) {
+        let (m, per_item) = (tile.m(g), tile.per_item(g));
+        let mut col = take_scratch(0, ckk * m);
+        im2col(g, x, &tile, &mut col);
+        let (col, res) = with_storage(col, |cs| matmul(wm, Mat::row_major(cs, 0, ckk, m)));
+        put_scratch(0, col);
+        let res = res?;
+        for (ii, item) in tile.items.clone().enumerate() {
+            for (o, &bo) in bias.iter().enumerate() {
+                let dst = item * cout * p + o * p + tile.rows.start * wo;
+                let src = o * m + ii * per_item;
+                for (d, s) in out[dst..dst + per_item]
+                    .iter_mut()
+                    .zip(&res[src..src + per_item])
+                {
+                    *d = s + bo;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which parameter gradients a backward pass computes.
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    dw: bool,
+    db: bool,
+}
+
+/// Backward pass of one task: `x`, `dy` (and `dx` when wanted) hold its items; the partial
+/// kernel and bias gradients are added into `dw` / `db`.
+#[allow(clippy::too_many_arguments)]
+fn backward_task(
+    g: &Geom,
+    tile_rows: usize,
+    needs: Needs,
+    x: &[f32],
+    wm: Mat<'_>,
+    dy: &[f32],
+    mut dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+    db: &mut [f32],
+) -> Result<()> {
+    let (ckk, cout, wo, p) = (g.ckk(), g.cout, g.wo, g.ho * g.wo);
+    let items = dy.len() / g.out_item();
+    for tile in g.tiles(items, tile_rows) {
+        let (m, per_item) = (tile.m(g), tile.per_item(g));
+        // The tile's output gradient as a Cout × m matrix, and the bias gradient.
+        let mut dyt = take_scratch(1, cout * m);
+        for (ii, item) in tile.items.clone().enumerate() {
+            for (o, dbo) in db.iter_mut().enumerate() {
+                let src = item * cout * p + o * p + tile.rows.start * wo;
+                let src = &dy[src..src + per_item];
+                let dst = o * m + ii * per_item;
+                dyt[dst..dst + per_item].copy_from_slice(src);
+                if needs.db {
+                    *dbo += sum(src);
+                }
+            }
+        }
+        let (dyt, res) = with_storage(dyt, |ds| -> Result<()> {
+            let dy_mat = Mat::row_major(ds, 0, cout, m);
+            if needs.dw {
+                let mut col = take_scratch(0, ckk * m);
+                im2col(g, x, &tile, &mut col);
+                let (col, part) =
+                    with_storage(col, |cs| matmul(dy_mat, Mat::row_major(cs, 0, ckk, m).t()));
+                put_scratch(0, col);
+                for (d, s) in dw.iter_mut().zip(part?) {
+                    *d += s;
+                }
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                let dcol = matmul(wm.t(), dy_mat)?;
+                col2im(g, &dcol, &tile, dx);
+            }
+            Ok(())
+        });
+        put_scratch(1, dyt);
+        res?;
+    }
+    Ok(())
+}
+
+/// The convolution as a custom op over `(x, w, b)`.
+#[derive(Debug, Clone, Copy)]
+struct Conv2dOp {
+    stride: usize,
+    padding: usize,
+}
+
+/// The contiguous f32 data of a layout's elements.
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&f32_slice(s)?[a..b]),
+        None => bail!("fast conv2d: non-contiguous operand {:?}", l.stride()),
+    }
+}
+
+impl CustomOp3 for Conv2dOp {
+    fn name(&self) -> &'static str {
+        "mtcool-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), l3.dims(), self.stride, self.padding)?;
+        let x = contiguous(s1, l1)?;
+        let w_off = match l2.contiguous_offsets() {
+            Some((a, _)) => a,
+            None => bail!("fast conv2d: non-contiguous kernel"),
+        };
+        let wm = weight_mat(&g, s2, w_off);
+        let bias = contiguous(s3, l3)?;
+        let shape = Shape::from((g.n, g.cout, g.ho, g.wo));
+        let mut out = vec![0f32; shape.elem_count()];
+        let (items, tile_rows) = g.plan();
+        out.par_chunks_mut(items * g.out_item())
+            .zip(x.par_chunks(items * g.in_item()))
+            .try_for_each(|(out, x)| forward_task(&g, tile_rows, x, wm, bias, out))?;
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let needs = Needs {
+            dw: w.track_op(),
+            db: b.track_op(),
+        };
+        let need_dx = x.track_op();
+        let g = Geom::new(x.dims(), w.dims(), b.dims(), self.stride, self.padding)?;
+        let grad = grad.contiguous()?;
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (gs, gl) = grad.storage_and_layout();
+        let (
+            candle_core::Storage::Cpu(xs),
+            candle_core::Storage::Cpu(ws),
+            candle_core::Storage::Cpu(gs),
+        ) = (&*xs, &*ws, &*gs)
+        else {
+            bail!("fast conv2d: backward on a non-CPU device")
+        };
+        let xd = contiguous(xs, xl)?;
+        let dy = contiguous(gs, gl)?;
+        let w_off = match wl.contiguous_offsets() {
+            Some((a, _)) => a,
+            None => bail!("fast conv2d: non-contiguous kernel"),
+        };
+        let wm = weight_mat(&g, ws, w_off);
+        let (items, tile_rows) = g.plan();
+        let (in_chunk, out_chunk) = (items * g.in_item(), items * g.out_item());
+        let zero = || (vec![0f32; g.cout * g.ckk()], vec![0f32; g.cout]);
+        let add = |(mut dw, mut db): (Vec<f32>, Vec<f32>), (dw2, db2): (Vec<f32>, Vec<f32>)| {
+            dw.iter_mut().zip(dw2).for_each(|(a, b)| *a += b);
+            db.iter_mut().zip(db2).for_each(|(a, b)| *a += b);
+            Ok((dw, db))
+        };
+        let mut dx = if need_dx {
+            vec![0f32; g.n * g.in_item()]
+        } else {
+            Vec::new()
+        };
+        let (dw, db) = if need_dx {
+            dx.par_chunks_mut(in_chunk)
+                .zip(xd.par_chunks(in_chunk))
+                .zip(dy.par_chunks(out_chunk))
+                .try_fold(zero, |(mut dw, mut db), ((dx, x), dy)| {
+                    backward_task(&g, tile_rows, needs, x, wm, dy, Some(dx), &mut dw, &mut db)?;
+                    Ok::<_, candle_core::Error>((dw, db))
+                })
+                .try_reduce(zero, add)?
+        } else {
+            xd.par_chunks(in_chunk)
+                .zip(dy.par_chunks(out_chunk))
+                .try_fold(zero, |(mut dw, mut db), (x, dy)| {
+                    backward_task(&g, tile_rows, needs, x, wm, dy, None, &mut dw, &mut db)?;
+                    Ok::<_, candle_core::Error>((dw, db))
+                })
+                .try_reduce(zero, add)?
+        };
+        let dev = x.device();
+        let dx = if need_dx {
+            Some(Tensor::from_vec(dx, x.shape(), dev)?)
+        } else {
+            None
+        };
+        let dw = if needs.dw {
+            Some(Tensor::from_vec(dw, w.shape(), dev)?)
+        } else {
+            None
+        };
+        let db = if needs.db {
+            Some(Tensor::from_vec(db, b.shape(), dev)?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// Fast `conv2d(x, w) + b` on f32 CPU tensors (see [`super::conv2d`]).
+pub(crate) fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let (x, w, b) = (x.contiguous()?, w.contiguous()?, b.contiguous()?);
+    x.apply_op3(&w, &b, Conv2dOp { stride, padding })
+}
