@@ -1,7 +1,8 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
 //! - `data mnist [--force]`: fetch MNIST, MD5-verified;
-//! - `reproduce [EXPERIMENT ...]`: run the experiment grid and write tables beside the paper's.
+//! - `reproduce [EXPERIMENT ...]`: run the experiment grid and write tables beside the paper's;
+//! - `bench`: training-step throughput per method and op set.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod data;
 mod reproduce;
 
@@ -31,6 +33,8 @@ enum Command {
     },
     /// Run published experiments (default: mnist) and write summary.json and table.md.
     Reproduce(reproduce::Args),
+    /// Time one training step per method and op set; write docs/benchmarks.md.
+    Bench(bench::Args),
 }
 
 #[derive(Subcommand)]
@@ -73,28 +77,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reproduce(args) => reproduce::run(args),
-    }
-}
-
-/// candle re-reads the CPU count on every matmul unless `RAYON_NUM_THREADS` is set: set it
-/// once, before any thread starts, to the machine's parallelism.
-fn pin_thread_count() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
 fn main() -> ExitCode {
-    pin_thread_count();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    mtcool_train::cli::init();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -7,9 +7,9 @@
 use mtcool_models::{MultiTaskModel, SliceView};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::{OptimError, Result};
+use crate::error::Result;
 use crate::loss::cross_entropy;
-use crate::method::{finite_loss, Method, StepReport, TaskBatch};
+use crate::method::{check_batches, finite_loss, Method, StepReport, TaskBatch};
 use crate::sgd::{Sgd, SgdConfig};
 
 /// Sum-of-losses training with one SGD optimiser over every parameter.
@@ -40,12 +40,7 @@ impl Method for Joint {
         batches: &[TaskBatch],
         _rng: &mut ChaCha8Rng,
     ) -> Result<StepReport> {
-        if batches.len() != model.num_tasks() {
-            return Err(OptimError::Config {
-                method: self.name.clone(),
-                problem: format!("{} batches for {} tasks", batches.len(), model.num_tasks()),
-            });
-        }
+        check_batches(&self.name, model, batches)?;
         let view = SliceView::all();
         let mut total = None;
         let mut losses = Vec::with_capacity(batches.len());

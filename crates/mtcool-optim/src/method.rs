@@ -113,6 +113,17 @@ impl FromStr for MethodKind {
     }
 }
 
+/// Fails unless there is exactly one batch per task.
+pub(crate) fn check_batches(method: &str, model: &dyn MultiTaskModel, batches: &[TaskBatch]) -> Result<()> {
+    if batches.len() == model.num_tasks() {
+        return Ok(());
+    }
+    Err(OptimError::Config {
+        method: method.to_string(),
+        problem: format!("{} batches for {} tasks", batches.len(), model.num_tasks()),
+    })
+}
+
 /// Converts a loss tensor to f64 and fails on NaN or infinity.
 pub(crate) fn finite_loss(loss: &Tensor, task: usize) -> Result<f64> {
     let value = loss.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{OptimError, Result};
 use crate::loss::{cross_entropy, kl_divergence};
-use crate::method::{finite_loss, Method, StepReport, TaskBatch};
+use crate::method::{check_batches, finite_loss, Method, StepReport, TaskBatch};
 use crate::sgd::{Sgd, SgdConfig};
 
 /// MT-COOL's hyper-parameters (defaults per the project's method notes).
@@ -156,7 +156,7 @@ impl MtCool {
             Some(
                 theta
                     .iter()
-                    .map(|v| v.as_tensor().copy())
+                    .map(|v| v.as_tensor().detach().copy())
                     .collect::<candle_core::Result<_>>()?,
             )
         } else {
@@ -268,7 +268,7 @@ pub fn clamp_to_reference(theta: &[Var], reference: &[Tensor], bound: f64) -> Re
     let mut moved = 0f64;
     let mut total = 0usize;
     for (var, r) in theta.iter().zip(reference) {
-        let current = var.as_tensor();
+        let current = var.as_tensor().detach();
         let clamped = current.clamp(&(r - bound)?, &(r + bound)?)?;
         moved += current
             .ne(&clamped)?
@@ -300,12 +300,7 @@ impl Method for MtCool {
         batches: &[TaskBatch],
         rng: &mut ChaCha8Rng,
     ) -> Result<StepReport> {
-        if batches.len() != model.num_tasks() {
-            return Err(OptimError::Config {
-                method: self.name().into(),
-                problem: format!("{} batches for {} tasks", batches.len(), model.num_tasks()),
-            });
-        }
+        check_batches(self.name(), model, batches)?;
         let mut report = StepReport::default();
         for (task, batch) in batches.iter().enumerate() {
             let (loss, clamped) = self.task_step(model, task, batch, rng)?;

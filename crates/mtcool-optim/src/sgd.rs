@@ -59,9 +59,12 @@ impl Sgd {
         } = self.config;
         for (var, velocity) in &mut self.params {
             let Some(grad) = grads.get(var) else { continue };
-            let mut g = grad.clone();
+            // Detached throughout: the velocity must not carry the autograd history of every
+            // previous step (it would keep all of them alive).
+            let theta = var.as_tensor().detach();
+            let mut g = grad.detach();
             if weight_decay != 0.0 {
-                g = (g + (var.as_tensor() * weight_decay)?)?;
+                g = (g + (&theta * weight_decay)?)?;
             }
             if momentum != 0.0 {
                 let v = match velocity.take() {
@@ -71,7 +74,7 @@ impl Sgd {
                 *velocity = Some(v.clone());
                 g = v;
             }
-            var.set(&(var.as_tensor() - (g * lr)?)?)?;
+            var.set(&(theta - (g * lr)?)?)?;
         }
         Ok(())
     }

@@ -162,25 +162,8 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// candle re-reads the CPU count on every matmul unless `RAYON_NUM_THREADS` is set: set it
-/// once, before any thread starts, to the machine's parallelism.
-fn pin_thread_count() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
-}
-
 fn main() -> ExitCode {
-    pin_thread_count();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    mtcool_train::cli::init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
