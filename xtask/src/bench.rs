@@ -39,7 +39,9 @@ pub struct Args {
 }
 
 fn random_batch(rng: &mut ChaCha8Rng, n: usize) -> Result<TaskBatch> {
-    let pixels: Vec<f32> = (0..n * 28 * 28).map(|_| rng.random_range(-0.5..2.8)).collect();
+    let pixels: Vec<f32> = (0..n * 28 * 28)
+        .map(|_| rng.random_range(-0.5..2.8))
+        .collect();
     let labels: Vec<u32> = (0..n).map(|_| rng.random_range(0..5)).collect();
     Ok(TaskBatch {
         input: Tensor::from_vec(pixels, (n, 1, 28, 28), &Device::Cpu)?,
@@ -50,7 +52,10 @@ fn random_batch(rng: &mut ChaCha8Rng, n: usize) -> Result<TaskBatch> {
 /// Median images/s of `kind`'s step with `ops`.
 fn time_step(kind: MethodKind, ops: OpsBackend, args: &Args) -> Result<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let batches = vec![random_batch(&mut rng, args.batch)?, random_batch(&mut rng, args.batch)?];
+    let batches = vec![
+        random_batch(&mut rng, args.batch)?,
+        random_batch(&mut rng, args.batch)?,
+    ];
     let model = LeNetMt::new(&Device::Cpu, kind.sharing(), &[5, 5], 0)?.with_ops(ops);
     let mtcool = MtCoolConfig {
         warmup_epochs: 0,
@@ -138,7 +143,11 @@ pub fn run(args: Args) -> Result<()> {
         .unwrap_or(1);
     let mut rows: Vec<(String, f64, f64)> = Vec::new();
     for kind in [MethodKind::Joint, MethodKind::MtCool] {
-        tracing::info!("timing {kind} ({} steps × {} repeats per op set)", args.steps, args.repeats);
+        tracing::info!(
+            "timing {kind} ({} steps × {} repeats per op set)",
+            args.steps,
+            args.repeats
+        );
         let fast = time_step(kind, OpsBackend::Fast, &args)?;
         let candle = time_step(kind, OpsBackend::Candle, &args)?;
         rows.push((kind.name().to_string(), fast, candle));
@@ -155,14 +164,24 @@ pub fn run(args: Args) -> Result<()> {
         args.batch, args.repeats, args.steps
     );
     let _ = writeln!(report, "Machine: {}.\n", machine());
-    let _ = writeln!(report, "| step | fast ops (images/s) | candle ops (images/s) | fast / candle |");
+    let _ = writeln!(
+        report,
+        "| step | fast ops (images/s) | candle ops (images/s) | fast / candle |"
+    );
     let _ = writeln!(report, "|---|---:|---:|---:|");
     for (name, fast, candle) in &rows {
-        let _ = writeln!(report, "| LeNet-MT {name} | {fast:.0} | {candle:.0} | {:.1}× |", fast / candle);
+        let _ = writeln!(
+            report,
+            "| LeNet-MT {name} | {fast:.0} | {candle:.0} | {:.1}× |",
+            fast / candle
+        );
     }
     match &torch {
         Some((rate, version)) => {
-            let _ = writeln!(report, "| LeNet joint, PyTorch {version} ({threads} threads) | {rate:.0} | | |");
+            let _ = writeln!(
+                report,
+                "| LeNet joint, PyTorch {version} ({threads} threads) | {rate:.0} | | |"
+            );
         }
         None => {
             let _ = writeln!(report, "\nPyTorch is not installed here: no reference row.");

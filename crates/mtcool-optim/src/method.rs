@@ -114,7 +114,11 @@ impl FromStr for MethodKind {
 }
 
 /// Fails unless there is exactly one batch per task.
-pub(crate) fn check_batches(method: &str, model: &dyn MultiTaskModel, batches: &[TaskBatch]) -> Result<()> {
+pub(crate) fn check_batches(
+    method: &str,
+    model: &dyn MultiTaskModel,
+    batches: &[TaskBatch],
+) -> Result<()> {
     if batches.len() == model.num_tasks() {
         return Ok(());
     }

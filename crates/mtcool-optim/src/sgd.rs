@@ -87,6 +87,26 @@ mod tests {
     use candle_core::Device;
 
     #[test]
+    fn velocity_keeps_no_autograd_history() {
+        // A velocity that tracked ops would chain every step's graph and leak memory.
+        let var = Var::new(&[1f32, 2.0], &Device::Cpu).unwrap();
+        let mut sgd = Sgd::new(vec![var.clone()], SgdConfig::default());
+        for _ in 0..2 {
+            let grads = var
+                .as_tensor()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            sgd.step(&grads).unwrap();
+        }
+        let velocity = sgd.params[0].1.as_ref().unwrap();
+        assert!(!velocity.track_op());
+    }
+
+    #[test]
     fn matches_torch_sgd_by_hand() {
         // θ = 1, loss = θ² → ∇ = 2θ; lr 0.1, μ 0.9, wd 0.01
         let var = Var::new(&[1f32], &Device::Cpu).unwrap();

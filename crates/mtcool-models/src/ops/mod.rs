@@ -117,9 +117,63 @@ pub fn conv2d(
 /// a unique maximum, and when `H` or `W` is not a multiple of `k` it also misplaces the gradient
 /// (it upsamples the pooled map to the full input size).
 pub fn max_pool2d(x: &Tensor, k: usize, backend: OpsBackend) -> Result<Tensor> {
-    if fast_path(backend, &[x]) {
-        pool::max_pool2d(x, k)
-    } else {
-        x.max_pool2d(k)
+    match backend {
+        OpsBackend::Candle => x.max_pool2d(k),
+        OpsBackend::Fast if fast_path(backend, &[x]) => pool::max_pool2d(x, k),
+        OpsBackend::Fast => max_pool2d_by_reshape(x, k),
+    }
+}
+
+/// Non-overlapping max pooling from candle's reshape and max-reduction ops, on any device.
+///
+/// `(N, C, H, W)` is cropped to multiples of `k`, viewed as `(N, C, H/k, k, W/k, k)` and reduced
+/// over the two window axes. Its gradient is that of candle's max reduction: the full
+/// gradient to each window's maximum (to every tied maximum), unlike candle's `max_pool2d`
+/// backward. The fast path on GPUs until a dedicated kernel exists.
+pub fn max_pool2d_by_reshape(x: &Tensor, k: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (ho, wo) = (h / k, w / k);
+    if k == 0 || ho == 0 || wo == 0 {
+        candle_core::bail!("max_pool2d: kernel {k} does not fit a {h}×{w} input");
+    }
+    let cropped = x.narrow(2, 0, ho * k)?.narrow(3, 0, wo * k)?.contiguous()?;
+    cropped.reshape((n, c, ho, k, wo, k))?.max(5)?.max(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn reshape_pooling_matches_the_fast_kernel_in_values_and_gradients() {
+        // distinct values (no ties), odd sizes so that cropping matters
+        let values: Vec<f32> = (0..2 * 3 * 7 * 9)
+            .map(|i| ((i * 37) % 101) as f32 * 0.01)
+            .collect();
+        let x = Var::from_vec(values, (2, 3, 7, 9), &Device::Cpu).unwrap();
+        let weights = Tensor::arange(0f32, 2.0 * 3.0 * 3.0 * 4.0, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3, 3, 4))
+            .unwrap();
+        let run = |y: Tensor| {
+            let grads = (y.clone() * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g = grads
+                .get(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            (y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), g)
+        };
+        let fast = run(pool::max_pool2d(x.as_tensor(), 2).unwrap());
+        let reshaped = run(max_pool2d_by_reshape(x.as_tensor(), 2).unwrap());
+        assert_eq!(fast, reshaped);
     }
 }
