@@ -194,6 +194,10 @@ pub fn run(args: Args) -> Result<()> {
         "\nMT-COOL step cost relative to Joint (fast ops): {:.2}× per image.",
         joint / mtcool
     );
+    let _ = writeln!(
+        report,
+        "\nGPU throughput of whole training runs (H100) is in `docs/results.md`."
+    );
     let out = in_workspace(&args.out);
     std::fs::write(&out, &report).with_context(|| format!("{}: cannot write", out.display()))?;
     println!("{report}");
