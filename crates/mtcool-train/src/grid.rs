@@ -99,13 +99,17 @@ pub fn parse_device(spec: &str) -> Result<Device> {
     }
 }
 
+/// Serialises a setting for the fingerprint (every type here serialises infallibly).
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 fn run_fingerprint(
     config: &ExperimentConfig,
     settings: &RunSettings,
     method: MethodKind,
     seed: u64,
 ) -> String {
-    let json = |v: &dyn erased::Json| v.to_json();
     fingerprint(&[
         &config.name,
         method.name(),
@@ -114,18 +118,6 @@ fn run_fingerprint(
         &json(&config.data),
         &json(&config.model),
     ])
-}
-
-mod erased {
-    /// Serialises anything serde can, for fingerprints.
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
 }
 
 /// Runs (or resumes) the grid and writes `summary.json` and `table.md`.
