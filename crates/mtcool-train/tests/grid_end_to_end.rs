@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::Device;
 use mtcool_data::idx::{encode_images, encode_labels};
 use mtcool_train::config::Overrides;
-use mtcool_train::results::Summary;
+use mtcool_train::results::{RunRecord, Summary};
 use mtcool_train::{run_grid, ExperimentConfig, GridRequest, MethodKind};
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
@@ -180,4 +180,41 @@ fn a_missing_dataset_names_the_file_and_the_fetch_command() {
         err.contains("train-images-idx3-ubyte") && err.contains("xtask data mnist"),
         "{err}"
     );
+}
+
+#[test]
+fn same_seed_gives_the_same_numbers() {
+    let root = tempfile::tempdir().unwrap();
+    write_mnist(&root.path().join("data/mnist"));
+    let run = |out: &str, seed: u64| {
+        let request = GridRequest {
+            config: config(0.05),
+            data_dir: root.path().join("data"),
+            out_dir: root.path().join(out),
+            methods: Some(vec![MethodKind::MtCool]),
+            overrides: Overrides {
+                epochs: Some(2),
+                seed: Some(seed),
+                ..Overrides::default()
+            },
+            device: Device::Cpu,
+        };
+        run_grid(&request).unwrap();
+        // the whole record: test metrics and every epoch's training loss and validation numbers
+        let path = root
+            .path()
+            .join(out)
+            .join(format!("toy/runs/mtcool-seed{seed}.json"));
+        let record: RunRecord =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let history: Vec<_> = record
+            .history
+            .iter()
+            .map(|e| (e.train_loss.clone(), e.val.clone()))
+            .collect();
+        (record.metrics, history)
+    };
+    let first = run("a", 3);
+    assert_eq!(first, run("b", 3));
+    assert_ne!(first, run("c", 4));
 }

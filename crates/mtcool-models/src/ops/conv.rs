@@ -520,33 +520,36 @@ impl CustomOp3 for Conv2dOp {
         let (items, tile_rows) = g.plan();
         let (in_chunk, out_chunk) = (items * g.in_item(), items * g.out_item());
         let zero = || (vec![0f32; g.cout * g.ckk()], vec![0f32; g.cout]);
-        let add = |(mut dw, mut db): (Vec<f32>, Vec<f32>), (dw2, db2): (Vec<f32>, Vec<f32>)| {
-            dw.iter_mut().zip(dw2).for_each(|(a, b)| *a += b);
-            db.iter_mut().zip(db2).for_each(|(a, b)| *a += b);
-            Ok((dw, db))
-        };
+        // Per-chunk partial gradients are summed in chunk order (`sum_in_order`), not in
+        // rayon's work-stealing order, so that the same seed gives bit-identical training.
         let mut dx = if need_dx {
             vec![0f32; g.n * g.in_item()]
         } else {
             Vec::new()
         };
         let (dw, db) = if need_dx {
-            dx.par_chunks_mut(in_chunk)
+            let partials = dx
+                .par_chunks_mut(in_chunk)
                 .zip(xd.par_chunks(in_chunk))
                 .zip(dy.par_chunks(out_chunk))
-                .try_fold(zero, |(mut dw, mut db), ((dx, x), dy)| {
+                .map(|((dx, x), dy)| {
+                    let (mut dw, mut db) = zero();
                     backward_task(&g, tile_rows, needs, x, wm, dy, Some(dx), &mut dw, &mut db)?;
                     Ok::<_, candle_core::Error>((dw, db))
                 })
-                .try_reduce(zero, add)?
+                .collect::<Result<Vec<_>>>()?;
+            sum_in_order(partials, zero)
         } else {
-            xd.par_chunks(in_chunk)
+            let partials = xd
+                .par_chunks(in_chunk)
                 .zip(dy.par_chunks(out_chunk))
-                .try_fold(zero, |(mut dw, mut db), (x, dy)| {
+                .map(|(x, dy)| {
+                    let (mut dw, mut db) = zero();
                     backward_task(&g, tile_rows, needs, x, wm, dy, None, &mut dw, &mut db)?;
                     Ok::<_, candle_core::Error>((dw, db))
                 })
-                .try_reduce(zero, add)?
+                .collect::<Result<Vec<_>>>()?;
+            sum_in_order(partials, zero)
         };
         let dev = x.device();
         let dx = if need_dx {
@@ -578,4 +581,21 @@ pub(crate) fn conv2d(
 ) -> Result<Tensor> {
     let (x, w, b) = (x.contiguous()?, w.contiguous()?, b.contiguous()?);
     x.apply_op3(&w, &b, Conv2dOp { stride, padding })
+}
+
+/// Sums per-chunk `(dw, db)` partial gradients in chunk order (deterministic, unlike a
+/// parallel reduce whose grouping follows work stealing).
+fn sum_in_order(
+    partials: Vec<(Vec<f32>, Vec<f32>)>,
+    zero: impl Fn() -> (Vec<f32>, Vec<f32>),
+) -> (Vec<f32>, Vec<f32>) {
+    let mut parts = partials.into_iter();
+    let Some((mut dw, mut db)) = parts.next() else {
+        return zero();
+    };
+    for (dw2, db2) in parts {
+        dw.iter_mut().zip(dw2).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(db2).for_each(|(a, b)| *a += b);
+    }
+    (dw, db)
 }
