@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use mtcool_models::ops::OpsBackend;
 use mtcool_models::LeNetMt;
-use mtcool_optim::{MethodKind, MtCoolConfig, SgdConfig, TaskBatch};
+use mtcool_optim::{MethodKind, MethodOptions, MtCoolConfig, TaskBatch};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -33,6 +33,9 @@ pub struct Args {
     /// Timed blocks per row (the median is reported).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Methods of the per-method table (default: all), timed with the fast ops.
+    #[arg(long, value_delimiter = ',')]
+    methods: Option<Vec<MethodKind>>,
     /// Where to write the markdown report.
     #[arg(long, default_value = "docs/benchmarks.md")]
     out: PathBuf,
@@ -57,11 +60,17 @@ fn time_step(kind: MethodKind, ops: OpsBackend, args: &Args) -> Result<f64> {
         random_batch(&mut rng, args.batch)?,
     ];
     let model = LeNetMt::new(&Device::Cpu, kind.sharing(), &[5, 5], 0)?.with_ops(ops);
-    let mtcool = MtCoolConfig {
-        warmup_epochs: 0,
-        ..MtCoolConfig::default()
+    let mut options = MethodOptions {
+        mtcool: MtCoolConfig {
+            warmup_epochs: 0,
+            ..MtCoolConfig::default()
+        },
+        ..MethodOptions::default()
     };
-    let mut method = mtcool_optim::build(kind, &model, SgdConfig::default(), mtcool)?;
+    options.baselines.fixed.weights = vec![1.0, 1.0];
+    // MNIST's tasks have their own inputs: MGDA in parameter space (as experiments/mnist.toml).
+    options.baselines.mgda.representation = false;
+    let mut method = mtcool_optim::build(kind, &model, &options)?;
     method.begin_epoch(0);
     for _ in 0..3 {
         method.step(&model, &batches, &mut rng)?;
@@ -152,6 +161,21 @@ pub fn run(args: Args) -> Result<()> {
         let candle = time_step(kind, OpsBackend::Candle, &args)?;
         rows.push((kind.name().to_string(), fast, candle));
     }
+    let per_method: Vec<(MethodKind, f64)> = args
+        .methods
+        .clone()
+        .unwrap_or_else(|| MethodKind::ALL.to_vec())
+        .into_iter()
+        .map(|kind| {
+            tracing::info!("timing {kind} (fast ops)");
+            let rate = match kind {
+                MethodKind::Joint => rows[0].1,
+                MethodKind::MtCool => rows[1].1,
+                _ => time_step(kind, OpsBackend::Fast, &args)?,
+            };
+            Ok((kind, rate))
+        })
+        .collect::<Result<_>>()?;
     let torch = torch_reference(&args, threads);
     let mut report = String::new();
     let _ = writeln!(report, "# Benchmarks\n");
@@ -194,6 +218,16 @@ pub fn run(args: Args) -> Result<()> {
         "\nMT-COOL step cost relative to Joint (fast ops): {:.2}× per image.",
         joint / mtcool
     );
+    let _ = writeln!(
+        report,
+        "\n## Every method (fast ops)\n\nOne step as above; cost = Joint's images/s ÷ the \
+         method's (how many Joint steps one step of the method costs).\n"
+    );
+    let _ = writeln!(report, "| method | images/s | cost vs Joint |");
+    let _ = writeln!(report, "|---|---:|---:|");
+    for (kind, rate) in &per_method {
+        let _ = writeln!(report, "| {kind} | {rate:.0} | {:.2}× |", joint / rate);
+    }
     let _ = writeln!(
         report,
         "\nGPU throughput of whole training runs (H100) is in `docs/results.md`."

@@ -2,7 +2,9 @@
 //!
 //! - `data mnist [--force]`: fetch MNIST, MD5-verified;
 //! - `reproduce [EXPERIMENT ...]`: run the experiment grid and write tables beside the paper's;
-//! - `bench`: training-step throughput per method and op set.
+//! - `regress`: compare `summary.json` files with the committed baselines (or `--update` them);
+//! - `bench`: training-step throughput per method and op set;
+//! - `build-cuda`: the `mtcool` binary with the `cuda` feature, on a machine without CUDA.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +13,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod build_cuda;
 mod data;
+mod regress;
 mod reproduce;
 
 #[global_allocator]
@@ -33,8 +37,12 @@ enum Command {
     },
     /// Run published experiments (default: mnist) and write summary.json and table.md.
     Reproduce(reproduce::Args),
+    /// Compare results with the committed baselines (experiments/baselines/); --update refreshes them.
+    Regress(regress::Args),
     /// Time one training step per method and op set; write docs/benchmarks.md.
     Bench(bench::Args),
+    /// Build `mtcool` with the `cuda` feature here (no GPU or system CUDA needed).
+    BuildCuda(build_cuda::Args),
 }
 
 #[derive(Subcommand)]
@@ -77,7 +85,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Regress(args) => regress::run(args),
         Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
+        Command::BuildCuda(args) => build_cuda::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -1,6 +1,7 @@
-//! `cargo xtask reproduce`: the experiment grid, with tables beside the paper's numbers.
+//! `cargo xtask reproduce`: the experiment grid, then its report: `table.md` beside the
+//! paper's numbers and the figures (`mtcool_report`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -77,6 +78,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if folder == "mnist" {
             data::ensure_mnist(&data_dir.join(folder), false)?;
         }
+        let context = mtcool_report::ReportContext::from_config(&config);
         let request = GridRequest {
             config,
             data_dir: data_dir.clone(),
@@ -104,9 +106,31 @@ pub fn run(args: Args) -> Result<ExitCode> {
             report.summary_path.display(),
             report.table_path.display()
         );
+        let exp_dir = report
+            .summary_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| out_dir.join(name));
+        let files = mtcool_report::write_report(&exp_dir, &context)
+            .with_context(|| format!("report of experiment {name}"))?;
+        for warning in &files.warnings {
+            eprintln!("warning: {warning}");
+        }
+        println!("table: {}", files.table.display());
+        let pngs: Vec<String> = files
+            .figures
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .map(|p| p.display().to_string())
+            .collect();
+        println!("figures (each also as .svg): {}", pngs.join(", "));
         for failure in &report.failures {
             eprintln!("error: run failed: {failure}");
             failed = true;
+        }
+        if report.interrupted {
+            eprintln!("interrupted: the finished runs are saved; rerun the same command to resume");
+            return Ok(ExitCode::from(130));
         }
     }
     Ok(if failed {

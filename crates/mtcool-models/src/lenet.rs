@@ -164,6 +164,25 @@ impl MultiTaskModel for LeNetMt {
         self.heads[task].forward(&features, view)
     }
 
+    fn encode(&self, x: &Tensor, view: &SliceView) -> Result<Option<Vec<Tensor>>> {
+        if self.sharing == Sharing::Independent {
+            return Ok(None);
+        }
+        Ok(Some(vec![self.encoders[0].forward(x, view)?]))
+    }
+
+    fn decode(&self, features: &[Tensor], task: usize, view: &SliceView) -> Result<Tensor> {
+        self.check_task(task)?;
+        match features {
+            [z] if self.sharing != Sharing::Independent => self.heads[task].forward(z, view),
+            _ => candle_core::bail!(
+                "LeNet-MT decodes one shared feature tensor, got {} (sharing {})",
+                features.len(),
+                self.sharing
+            ),
+        }
+    }
+
     fn encoder_params(&self, task: usize) -> Vec<Var> {
         match self.sharing {
             Sharing::Shared => Vec::new(),
@@ -188,8 +207,9 @@ impl MultiTaskModel for LeNetMt {
 
     fn shared_params(&self) -> Vec<Var> {
         match self.sharing {
-            Sharing::Shared => self.encoders[0].params_of(Owner::Shared),
-            _ => Vec::new(),
+            // a partitioned encoder of a single task has one shared slice
+            Sharing::Independent => Vec::new(),
+            _ => self.encoders[0].params_of(Owner::Shared),
         }
     }
 

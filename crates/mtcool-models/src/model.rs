@@ -38,6 +38,18 @@ pub trait MultiTaskModel {
     /// Task `task`'s output (logits) for the batch `x`, with parameters as `view` sees them.
     fn forward_task(&self, x: &Tensor, task: usize, view: &SliceView) -> Result<Tensor>;
 
+    /// The shared encoder's output for `x` (one or more tensors, e.g. a U-Net's skips and
+    /// bottom), for methods that act on the shared representation (MGDA-UB, GradDrop).
+    /// `Ok(None)` when the model has no single encoder shared by every task.
+    fn encode(&self, _x: &Tensor, _view: &SliceView) -> Result<Option<Vec<Tensor>>> {
+        Ok(None)
+    }
+
+    /// Task `task`'s output from the representation that [`MultiTaskModel::encode`] returned.
+    fn decode(&self, _features: &[Tensor], task: usize, _view: &SliceView) -> Result<Tensor> {
+        candle_core::bail!("this model does not expose its shared representation (task {task})")
+    }
+
     /// θ_t: the encoder parameters owned by `task` (its slices when partitioned, its whole
     /// encoder when independent, none when shared).
     fn encoder_params(&self, task: usize) -> Vec<Var>;
@@ -50,6 +62,37 @@ pub trait MultiTaskModel {
 
     /// The named store of every parameter (for checkpoints).
     fn vars(&self) -> &VarMap;
+
+    /// Every task's output for the batch `x`, in task order. Models whose tasks share an
+    /// encoder override it to run the encoder once; the default calls
+    /// [`Self::forward_task`] for each task.
+    fn forward_tasks(&self, x: &Tensor, view: &SliceView) -> Result<Vec<Tensor>> {
+        (0..self.num_tasks())
+            .map(|t| self.forward_task(x, t, view))
+            .collect()
+    }
+
+    /// The parameters of θ_t that MT-COOL perturbs when *another* task trains: by default all
+    /// of θ_t; models with BatchNorm leave out its affine γ and β.
+    fn perturbable_params(&self, task: usize) -> Vec<Var> {
+        self.encoder_params(task)
+    }
+
+    /// Non-trainable state saved in checkpoints beside [`Self::vars`] (BatchNorm running
+    /// statistics), if the model has any.
+    fn buffers(&self) -> Option<&VarMap> {
+        None
+    }
+
+    /// Switches between training mode (BatchNorm uses and updates batch statistics) and
+    /// evaluation mode (BatchNorm uses its running statistics). Models without mode-dependent
+    /// layers ignore it. New models start in training mode, as in PyTorch.
+    fn set_training(&mut self, _training: bool) {}
+
+    /// Whether forward passes run in training mode (see [`Self::set_training`]).
+    fn is_training(&self) -> bool {
+        true
+    }
 
     /// Every parameter task `task` may update on its own: θ_t followed by φ_t.
     fn task_params(&self, task: usize) -> Vec<Var> {

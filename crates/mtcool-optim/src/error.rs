@@ -22,6 +22,14 @@ pub enum OptimError {
         /// What is wrong.
         problem: String,
     },
+    /// An aggregation rule got inputs it cannot use (bad shape, NaN/inf, singular system).
+    #[error("`{method}` cannot aggregate: {problem}")]
+    Aggregator {
+        /// The method, e.g. `"mgda"`.
+        method: &'static str,
+        /// What is wrong, in one line.
+        problem: String,
+    },
 }
 
 /// Result alias of this crate.

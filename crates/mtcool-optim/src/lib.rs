@@ -6,30 +6,53 @@
 //!
 //! - [`Joint`]: Σ_t L_t (the Joint baseline; on an independent model, the Independent one);
 //! - [`MtCool`]: MT-COOL and its ablations (w/o Reg, Vanilla);
+//! - [`baselines`]: the loss weightings ([`WeightedLoss`]: fixed, uncertainty, DWA, FAMO; one
+//!   backward pass) and the gradient aggregators ([`GradientMethod`]: MGDA, PCGrad, CAGrad,
+//!   IMTL, Nash-MTL, Aligned-MTL; one backward pass per task), plus GradDrop;
+//! - [`aggregators`]: their maths as pure functions of the task-gradient Gramian;
 //! - [`Sgd`]: SGD with momentum and weight decay.
 
+pub mod aggregators;
+pub mod baselines;
 pub mod error;
+pub mod gradient_method;
+mod gradients;
 pub mod joint;
 pub mod loss;
 pub mod method;
 pub mod mtcool;
 pub mod sgd;
+pub mod weighting_method;
 
+pub use baselines::BaselineConfig;
 pub use error::{OptimError, Result};
+pub use gradient_method::{Aggregator, Combination, GradientMethod, Space};
 pub use joint::Joint;
 pub use method::{Method, MethodKind, StepReport, TaskBatch};
 pub use mtcool::{MtCool, MtCoolConfig, Variant};
 pub use sgd::{Sgd, SgdConfig};
+pub use weighting_method::{WeightedLoss, Weighting};
 
 use mtcool_models::MultiTaskModel;
+
+/// Options of every method, as an experiment config gives them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MethodOptions {
+    /// SGD hyper-parameters (all methods).
+    pub sgd: SgdConfig,
+    /// MT-COOL and its ablations.
+    pub mtcool: MtCoolConfig,
+    /// The baselines.
+    pub baselines: BaselineConfig,
+}
 
 /// Creates the method `kind` for `model` (whose sharing must be `kind.sharing()`).
 pub fn build(
     kind: MethodKind,
     model: &dyn MultiTaskModel,
-    sgd: SgdConfig,
-    mtcool: MtCoolConfig,
+    options: &MethodOptions,
 ) -> Result<Box<dyn Method>> {
+    use baselines::*;
     if model.sharing() != kind.sharing() {
         return Err(OptimError::Config {
             method: kind.name().into(),
@@ -40,12 +63,60 @@ pub fn build(
             ),
         });
     }
+    let sgd = options.sgd;
+    let b = &options.baselines;
+    let tasks = model.num_tasks();
+    let device = baselines::model_device(model);
     Ok(match kind {
         MethodKind::Joint | MethodKind::Independent => {
             Box::new(Joint::new(kind.name(), model, sgd))
         }
-        MethodKind::Vanilla => Box::new(MtCool::new(model, Variant::Vanilla, mtcool, sgd)?),
-        MethodKind::WoReg => Box::new(MtCool::new(model, Variant::WithoutReg, mtcool, sgd)?),
-        MethodKind::MtCool => Box::new(MtCool::new(model, Variant::Full, mtcool, sgd)?),
+        MethodKind::Vanilla => Box::new(MtCool::new(model, Variant::Vanilla, options.mtcool, sgd)?),
+        MethodKind::WoReg => Box::new(MtCool::new(
+            model,
+            Variant::WithoutReg,
+            options.mtcool,
+            sgd,
+        )?),
+        MethodKind::MtCool => Box::new(MtCool::new(model, Variant::Full, options.mtcool, sgd)?),
+        MethodKind::Fixed => Box::new(WeightedLoss::new(
+            fixed::Fixed::new(&b.fixed, tasks)?,
+            model,
+            sgd,
+        )),
+        MethodKind::Uncertainty => Box::new(WeightedLoss::new(
+            uncertainty::Uncertainty::new(&b.uncertainty, tasks, &device)?,
+            model,
+            sgd,
+        )),
+        MethodKind::Dwa => Box::new(WeightedLoss::new(dwa::Dwa::new(&b.dwa, tasks), model, sgd)),
+        MethodKind::Famo => Box::new(WeightedLoss::new(
+            famo::Famo::new(&b.famo, tasks),
+            model,
+            sgd,
+        )),
+        MethodKind::Mgda => Box::new(GradientMethod::new(mgda::Mgda::new(&b.mgda), model, sgd)),
+        MethodKind::PcGrad => Box::new(GradientMethod::new(pcgrad::PcGrad, model, sgd)),
+        MethodKind::CaGrad => Box::new(GradientMethod::new(
+            cagrad::CaGrad::new(&b.cagrad)?,
+            model,
+            sgd,
+        )),
+        MethodKind::Imtl => Box::new(GradientMethod::new(
+            imtl::Imtl::new(&b.imtl, tasks, &device)?,
+            model,
+            sgd,
+        )),
+        MethodKind::NashMtl => Box::new(GradientMethod::new(
+            nash::NashMtl::new(&b.nash_mtl)?,
+            model,
+            sgd,
+        )),
+        MethodKind::AlignedMtl => Box::new(GradientMethod::new(
+            aligned::AlignedMtl::new(&b.aligned_mtl, tasks)?,
+            model,
+            sgd,
+        )),
+        MethodKind::GradDrop => Box::new(graddrop::GradDrop::new(&b.graddrop, model, sgd)?),
     })
 }

@@ -57,16 +57,49 @@ pub enum MethodKind {
     WoReg,
     /// MT-COOL.
     MtCool,
+    /// Σ_i w_i L_i with weights from the config.
+    Fixed,
+    /// Learned homoscedastic-uncertainty weights (Kendall et al., 2018).
+    Uncertainty,
+    /// Multiple-gradient descent, min-norm point (Sener & Koltun, 2018).
+    Mgda,
+    /// Projecting conflicting gradients (Yu et al., 2020).
+    PcGrad,
+    /// Gradient sign dropout (Chen et al., 2020).
+    GradDrop,
+    /// Conflict-averse gradient descent (Liu et al., 2021).
+    CaGrad,
+    /// Dynamic weight average (Liu et al., 2019).
+    Dwa,
+    /// Impartial multi-task learning (Liu et al., 2021).
+    Imtl,
+    /// Nash bargaining weights (Navon et al., 2022).
+    NashMtl,
+    /// Aligned gradients (Senushkin et al., 2023).
+    AlignedMtl,
+    /// Fast adaptive multitask optimisation (Liu et al., 2023).
+    Famo,
 }
 
 impl MethodKind {
-    /// Every method, in the order of the paper's Table 1.
-    pub const ALL: [MethodKind; 5] = [
+    /// Every method: the paper's Table 1 order, then the other baselines.
+    pub const ALL: [MethodKind; 16] = [
         MethodKind::Independent,
         MethodKind::Vanilla,
         MethodKind::WoReg,
         MethodKind::MtCool,
         MethodKind::Joint,
+        MethodKind::CaGrad,
+        MethodKind::GradDrop,
+        MethodKind::Mgda,
+        MethodKind::PcGrad,
+        MethodKind::Fixed,
+        MethodKind::Uncertainty,
+        MethodKind::Dwa,
+        MethodKind::Imtl,
+        MethodKind::NashMtl,
+        MethodKind::AlignedMtl,
+        MethodKind::Famo,
     ];
 
     /// The kebab-case name used on the command line and in files.
@@ -77,6 +110,17 @@ impl MethodKind {
             MethodKind::Vanilla => "vanilla",
             MethodKind::WoReg => "wo-reg",
             MethodKind::MtCool => "mtcool",
+            MethodKind::Fixed => "fixed",
+            MethodKind::Uncertainty => "uncertainty",
+            MethodKind::Mgda => "mgda",
+            MethodKind::PcGrad => "pcgrad",
+            MethodKind::GradDrop => "graddrop",
+            MethodKind::CaGrad => "cagrad",
+            MethodKind::Dwa => "dwa",
+            MethodKind::Imtl => "imtl",
+            MethodKind::NashMtl => "nash-mtl",
+            MethodKind::AlignedMtl => "aligned-mtl",
+            MethodKind::Famo => "famo",
         }
     }
 
@@ -84,9 +128,23 @@ impl MethodKind {
     pub fn sharing(self) -> Sharing {
         match self {
             MethodKind::Independent => Sharing::Independent,
-            MethodKind::Joint => Sharing::Shared,
             MethodKind::Vanilla | MethodKind::WoReg | MethodKind::MtCool => Sharing::Partitioned,
+            _ => Sharing::Shared,
         }
+    }
+
+    /// Whether a step needs one backward pass per task (the gradient aggregators).
+    pub fn per_task_gradients(self) -> bool {
+        matches!(
+            self,
+            MethodKind::Mgda
+                | MethodKind::PcGrad
+                | MethodKind::GradDrop
+                | MethodKind::CaGrad
+                | MethodKind::Imtl
+                | MethodKind::NashMtl
+                | MethodKind::AlignedMtl
+        )
     }
 }
 

@@ -52,13 +52,19 @@ impl Sgd {
 
     /// Applies one update from `grads`; parameters without a gradient are left untouched.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_with(|var| grads.get(var).cloned())
+    }
+
+    /// Applies one update with the gradients `grad_of` gives (e.g. a method's combined
+    /// gradients); parameters for which it gives `None` are left untouched.
+    pub fn step_with(&mut self, grad_of: impl Fn(&Var) -> Option<Tensor>) -> Result<()> {
         let SgdConfig {
             lr,
             momentum,
             weight_decay,
         } = self.config;
         for (var, velocity) in &mut self.params {
-            let Some(grad) = grads.get(var) else { continue };
+            let Some(grad) = grad_of(var) else { continue };
             // Detached throughout: the velocity must not carry the autograd history of every
             // previous step (it would keep all of them alive).
             let theta = var.as_tensor().detach();

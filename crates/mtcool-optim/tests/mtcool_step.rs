@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor, Var};
 use mtcool_models::{LeNetMt, MultiTaskModel, Sharing};
-use mtcool_optim::{Method, MtCool, MtCoolConfig, SgdConfig, TaskBatch, Variant};
+use mtcool_optim::{Method, MethodOptions, MtCool, MtCoolConfig, SgdConfig, TaskBatch, Variant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -184,8 +184,7 @@ fn independent_networks_do_not_interact() {
     let run = |task0_seed| {
         let net = LeNetMt::new(&Device::Cpu, Sharing::Independent, &[5, 5], 0).unwrap();
         let kind = mtcool_optim::MethodKind::Independent;
-        let mut method =
-            mtcool_optim::build(kind, &net, SgdConfig::default(), MtCoolConfig::default()).unwrap();
+        let mut method = mtcool_optim::build(kind, &net, &MethodOptions::default()).unwrap();
         let batches = [batch(task0_seed, 8), batch(13, 8)];
         method
             .step(&net, &batches, &mut ChaCha8Rng::seed_from_u64(0))
@@ -203,8 +202,7 @@ fn joint_updates_the_shared_encoder_from_both_tasks() {
     let run = |task1_seed| {
         let net = LeNetMt::new(&Device::Cpu, Sharing::Shared, &[5, 5], 0).unwrap();
         let kind = mtcool_optim::MethodKind::Joint;
-        let mut method =
-            mtcool_optim::build(kind, &net, SgdConfig::default(), MtCoolConfig::default()).unwrap();
+        let mut method = mtcool_optim::build(kind, &net, &MethodOptions::default()).unwrap();
         method
             .step(
                 &net,

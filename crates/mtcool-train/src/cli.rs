@@ -2,7 +2,8 @@
 
 use std::io::IsTerminal;
 
-/// Prepares a command-line process: fixes the thread count and installs the log subscriber.
+/// Prepares a command-line process: fixes the thread count, installs the log subscriber and
+/// the Ctrl-C handler ([`crate::interrupt`]).
 ///
 /// candle re-reads the CPU count on every matmul unless `RAYON_NUM_THREADS` is set, so it is
 /// set once here, before any thread starts, to the machine's parallelism (an explicit value is
@@ -20,4 +21,5 @@ pub fn init() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+    crate::interrupt::install();
 }

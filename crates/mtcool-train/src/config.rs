@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mtcool_data::ClassTask;
-use mtcool_optim::{MethodKind, MtCoolConfig, SgdConfig};
+
+use crate::diagnostics::DiagnosticsConfig;
+use mtcool_optim::{BaselineConfig, MethodKind, MethodOptions, MtCoolConfig, SgdConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -33,6 +35,12 @@ pub struct ExperimentConfig {
     /// MT-COOL's hyper-parameters (also used by its ablations).
     #[serde(default)]
     pub mtcool: MtCoolConfig,
+    /// The baselines' options (`[baselines.mgda]`, `[baselines.cagrad]`, …).
+    #[serde(default)]
+    pub baselines: BaselineConfig,
+    /// Gradient-conflict log and flatness probe.
+    #[serde(default)]
+    pub diagnostics: DiagnosticsConfig,
     /// How `--quick` shrinks the experiment.
     #[serde(default)]
     pub quick: QuickConfig,
@@ -140,8 +148,13 @@ impl std::str::FromStr for Ops {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingConfig {
-    /// Epochs per run; test metrics are those after the last epoch.
+    /// Epochs per run; test metrics are those after the last epoch unless early stopping is
+    /// on.
     pub epochs: usize,
+    /// Early stopping: stop once the summed validation loss has not improved for this many
+    /// epochs, and test the parameters of the best epoch (the UCL report uses 5). Absent: the
+    /// final-epoch rule of the MT-COOL tables.
+    pub early_stopping_patience: Option<usize>,
     /// Mini-batch size per task.
     pub batch_size: usize,
     /// Runs (seeds) per method.
@@ -156,6 +169,7 @@ impl Default for TrainingConfig {
     fn default() -> Self {
         Self {
             epochs: 20,
+            early_stopping_patience: None,
             batch_size: 64,
             runs: 5,
             seed: 0,
@@ -229,6 +243,8 @@ pub struct RunSettings {
     pub runs: usize,
     /// First seed.
     pub seed: u64,
+    /// Early-stopping patience in epochs (`None`: final-epoch rule).
+    pub early_stopping_patience: Option<usize>,
     /// Mini-batch size per task.
     pub batch_size: usize,
     /// Training images used (before the task split), if limited.
@@ -237,8 +253,58 @@ pub struct RunSettings {
     pub sgd: SgdConfig,
     /// MT-COOL settings (warm-up adjusted for quick runs).
     pub mtcool: MtCoolConfig,
+    /// The baselines' options.
+    pub baselines: BaselineConfig,
+    /// Diagnostics recorded by each run (not part of result fingerprints).
+    pub diagnostics: DiagnosticsConfig,
     /// Convolution and pooling implementation.
     pub ops: Ops,
+}
+
+impl RunSettings {
+    /// Everything `mtcool_optim::build` needs.
+    pub fn method_options(&self) -> MethodOptions {
+        MethodOptions {
+            sgd: self.sgd,
+            mtcool: self.mtcool,
+            baselines: self.baselines.clone(),
+        }
+    }
+
+    /// The options that shape a run of `method`, as JSON (for result fingerprints: changing
+    /// one method's options must not invalidate the other methods' runs).
+    pub fn fingerprint_json(&self, method: MethodKind) -> String {
+        let b = &self.baselines;
+        let own = match method {
+            MethodKind::Vanilla | MethodKind::WoReg | MethodKind::MtCool => json(&self.mtcool),
+            MethodKind::Fixed => json(&b.fixed),
+            MethodKind::Uncertainty => json(&b.uncertainty),
+            MethodKind::Mgda => json(&b.mgda),
+            MethodKind::GradDrop => json(&b.graddrop),
+            MethodKind::CaGrad => json(&b.cagrad),
+            MethodKind::Dwa => json(&b.dwa),
+            MethodKind::Imtl => json(&b.imtl),
+            MethodKind::NashMtl => json(&b.nash_mtl),
+            MethodKind::AlignedMtl => json(&b.aligned_mtl),
+            MethodKind::Famo => json(&b.famo),
+            MethodKind::Joint | MethodKind::Independent | MethodKind::PcGrad => String::new(),
+        };
+        let common = (
+            self.quick,
+            self.epochs,
+            self.early_stopping_patience,
+            self.batch_size,
+            self.train_limit,
+            self.sgd,
+            self.ops,
+        );
+        format!("{}{own}", json(&common))
+    }
+}
+
+/// Serialises a setting (every type here serialises infallibly).
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// Command-line overrides of a configuration.
@@ -288,6 +354,9 @@ impl ExperimentConfig {
                 "training.epochs, batch_size and runs must be ≥ 1".into(),
             ));
         }
+        if t.early_stopping_patience == Some(0) {
+            return Err(fail("training.early_stopping_patience must be ≥ 1".into()));
+        }
         if self.quick.epochs == 0 || self.quick.runs == 0 {
             return Err(fail("quick.epochs and quick.runs must be ≥ 1".into()));
         }
@@ -326,10 +395,13 @@ impl ExperimentConfig {
             epochs: overrides.epochs.unwrap_or(epochs).max(1),
             runs: overrides.runs.unwrap_or(runs).max(1),
             seed: overrides.seed.unwrap_or(t.seed),
+            early_stopping_patience: t.early_stopping_patience,
             batch_size: t.batch_size,
             train_limit,
             sgd: t.sgd,
             mtcool,
+            baselines: self.baselines.clone(),
+            diagnostics: self.diagnostics.clone(),
             ops: overrides.ops.unwrap_or(self.model.ops),
         }
     }

@@ -51,6 +51,8 @@ pub struct GridReport {
     pub reused: usize,
     /// Runs that failed, as `method seed S: reason`.
     pub failures: Vec<String>,
+    /// Whether Ctrl-C stopped the grid early (the summary covers the finished runs).
+    pub interrupted: bool,
     /// The settings used.
     pub settings: RunSettings,
     /// Per method: mean training images per second over the runs trained now.
@@ -114,7 +116,7 @@ fn run_fingerprint(
         &config.name,
         method.name(),
         &seed.to_string(),
-        &json(settings),
+        &settings.fingerprint_json(method),
         &json(&config.data),
         &json(&config.model),
     ])
@@ -155,6 +157,7 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
     }
     let reused = records.iter().map(|(_, r)| r.len()).sum();
     let mut failures = Vec::new();
+    let mut interrupted = false;
     let mut throughput: Vec<(String, Vec<f64>)> = Vec::new();
     if !pending.is_empty() {
         let tasks = crate::data::load(
@@ -179,6 +182,10 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
             progress.run_done("reused earlier runs");
         }
         for (m, seed, fp, path) in pending {
+            if crate::interrupt::requested() {
+                interrupted = true;
+                break;
+            }
             let method = records[m].0;
             let label = format!("{method} seed {seed}");
             let bar = progress.run_bar(&label, iterations);
@@ -214,6 +221,11 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
                     }
                     records[m].1.push(record);
                     progress.run_done(&label);
+                }
+                Err(TrainError::Interrupted) => {
+                    tracing::warn!("{label}: interrupted; this run is not saved");
+                    interrupted = true;
+                    break;
                 }
                 Err(e) => {
                     tracing::error!("{label} failed: {e}");
@@ -264,6 +276,7 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
         trained,
         reused,
         failures,
+        interrupted,
         settings,
         throughput: throughput
             .into_iter()

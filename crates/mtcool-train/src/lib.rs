@@ -7,12 +7,15 @@
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod diagnostics;
 pub mod error;
 pub mod evaluate;
 pub mod grid;
+pub mod interrupt;
 pub mod progress;
 pub mod results;
 pub mod run;
+pub mod table;
 
 pub use config::{ExperimentConfig, Overrides, RunSettings};
 pub use error::{Result, TrainError};

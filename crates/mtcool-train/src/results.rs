@@ -3,7 +3,6 @@
 //! in the same folder, then rename), so an interrupted grid never leaves a half-written file.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +27,10 @@ pub struct EpochRecord {
     /// Mean fraction of θ_t elements moved by MT-COOL's clamp, per task (absent when no clamp ran).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub clamped_fraction: BTreeMap<String, f64>,
+    /// Cosine between two tasks' encoder gradients on the probe batch, keyed `a~b`
+    /// (absent for independent networks or when the diagnostic is off).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gradient_cosine: BTreeMap<String, f64>,
 }
 
 /// One finished run of one method with one seed.
@@ -51,6 +54,12 @@ pub struct RunRecord {
     pub fingerprint: String,
     /// Per-epoch history.
     pub history: Vec<EpochRecord>,
+    /// With early stopping: the epoch (from 1) whose parameters were tested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+    /// The flatness probe after training (empty when off or for independent networks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flatness: Vec<crate::diagnostics::FlatnessPoint>,
 }
 
 /// One method's runs and their aggregate.
@@ -174,85 +183,24 @@ pub fn fingerprint(parts: &[&str]) -> String {
     format!("{hash:016x}")
 }
 
-fn percent(x: f64) -> String {
-    format!("{:.2}", 100.0 * x)
-}
-
 /// Renders `table.md`: ours (mean ± sd over runs) next to the paper's numbers and the
-/// difference, in percent.
+/// difference, in percent, and Δm% against `independent` when the method list has it.
+///
+/// Kept for the grid and older callers; the renderer is [`crate::table::render`]. `settings`
+/// is no longer read: the header describes the runs of `summary` itself, which may merge
+/// methods trained at different times.
 pub fn render_table(
     summary: &Summary,
     paper: &PaperTable,
     order: &[String],
-    settings: &RunSettings,
+    _settings: &RunSettings,
     title: &str,
 ) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# {} — {}\n", summary.experiment, title);
-    let kind = if settings.quick {
-        "quick run"
-    } else {
-        "full run"
-    };
-    let _ = writeln!(
-        out,
-        "{kind}: {} epoch(s), {} run(s) per method from seed {}, device {}. Numbers are test \
-         accuracy in %, mean ± sd over runs (sd with n − 1); paper: mean (sd).\n",
-        settings.epochs, settings.runs, settings.seed, summary.device
-    );
-    let metrics: Vec<String> = if paper.metrics.is_empty() {
-        let keys: std::collections::BTreeSet<String> = summary
-            .methods
-            .values()
-            .flat_map(|m| m.mean.keys().cloned())
-            .collect();
-        keys.into_iter().collect()
-    } else {
-        paper.metrics.clone()
-    };
-    let mut header = String::from("| Method | Params |");
-    let mut rule = String::from("|---|---|");
-    for m in &metrics {
-        let _ = write!(header, " {m} ours | paper | Δ |");
-        rule.push_str("---:|---:|---:|");
-    }
-    let _ = writeln!(out, "{header}\n{rule}");
-    let mut methods: Vec<&String> = order
-        .iter()
-        .filter(|m| summary.methods.contains_key(*m))
-        .collect();
-    methods.extend(summary.methods.keys().filter(|m| !order.contains(m)));
-    for method in methods {
-        let ours = &summary.methods[method];
-        let theirs = paper.methods.get(method);
-        let params = paper.params.get(method).map(String::as_str).unwrap_or("");
-        let mut row = format!("| {method} | {params} |");
-        for key in &metrics {
-            let mean = ours.mean.get(key);
-            let cell = match (mean, ours.std.get(key)) {
-                (Some(m), Some(s)) if ours.runs.len() > 1 => {
-                    format!("{} ± {}", percent(*m), percent(*s))
-                }
-                (Some(m), _) => percent(*m),
-                (None, _) => "–".into(),
-            };
-            let reference = theirs.and_then(|t| t.get(key));
-            let paper_cell = match reference {
-                Some(v) => match v.sd {
-                    Some(sd) => format!("{} ({:.3})", percent(v.mean), 100.0 * sd),
-                    None => percent(v.mean),
-                },
-                None => "–".into(),
-            };
-            let delta = match (mean, reference) {
-                (Some(m), Some(v)) => format!("{:+.2}", 100.0 * (m - v.mean)),
-                _ => "–".into(),
-            };
-            let _ = write!(row, " {cell} | {paper_cell} | {delta} |");
-        }
-        let _ = writeln!(out, "{row}");
-    }
-    out
+    let mut options = crate::table::TableOptions::new(title)
+        .with_paper(paper)
+        .with_order(order);
+    options.delta_m_baseline = crate::table::default_delta_m_baseline(order);
+    crate::table::render(summary, &options)
 }
 
 #[cfg(test)]
@@ -271,6 +219,8 @@ mod tests {
             params: 1,
             fingerprint: "x".into(),
             history: vec![],
+            best_epoch: None,
+            flatness: vec![],
         }
     }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
 use mtcool_models::{LeNetMt, MultiTaskModel};
 use mtcool_optim::{MethodKind, TaskBatch};
@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Ops, RunSettings};
 use crate::data::{iterations_per_epoch, Sampler, TaskTensors};
+use crate::diagnostics::{flatness, gradient_cosines, probe_batches};
 use crate::error::Result;
 use crate::evaluate::evaluate;
 use crate::results::{EpochRecord, Metrics, RunRecord};
@@ -22,8 +23,10 @@ pub struct RunRngs {
     pub init_seed: u64,
     /// Mini-batch order.
     pub data: ChaCha8Rng,
-    /// Method randomness (MT-COOL's noise).
+    /// Method randomness (MT-COOL's noise, PCGrad's order, GradDrop's draws).
     pub method: ChaCha8Rng,
+    /// Diagnostics (the flatness probe's noise), apart from training.
+    pub diagnostics: ChaCha8Rng,
 }
 
 impl RunRngs {
@@ -39,6 +42,7 @@ impl RunRngs {
             init_seed: rand::RngCore::next_u64(&mut init),
             data: stream(1),
             method: stream(2),
+            diagnostics: stream(3),
         }
     }
 }
@@ -69,10 +73,14 @@ pub fn train_run(
     let start = Instant::now();
     let mut rngs = RunRngs::new(seed);
     let model = build_model(kind, tasks, device, rngs.init_seed, settings.ops)?;
-    let mut method = mtcool_optim::build(kind, &model, settings.sgd, settings.mtcool)?;
+    let mut method = mtcool_optim::build(kind, &model, &settings.method_options())?;
     let mut samplers: Vec<Sampler> = tasks.iter().map(|t| Sampler::new(t.train.len)).collect();
     let iterations = iterations_per_epoch(tasks, settings.batch_size);
     let mut history = Vec::with_capacity(settings.epochs);
+    let diagnostics = &settings.diagnostics;
+    let probes = probe_batches(tasks, diagnostics.probe_size)?;
+    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    let all_params = model.all_params();
     let mut images = 0usize;
     let mut train_seconds = 0.0;
     for epoch in 0..settings.epochs {
@@ -85,6 +93,9 @@ pub fn train_run(
         let mut clamp_sums = vec![0.0; tasks.len()];
         let mut clamp_counts = vec![0usize; tasks.len()];
         for _ in 0..iterations {
+            if crate::interrupt::requested() {
+                return Err(crate::error::TrainError::Interrupted);
+            }
             let mut batches = Vec::with_capacity(tasks.len());
             for (t, task) in tasks.iter().enumerate() {
                 let indices = samplers[t].next_batch(settings.batch_size, &mut rngs.data);
@@ -114,7 +125,15 @@ pub fn train_run(
             train_loss: BTreeMap::new(),
             val: Metrics::new(),
             clamped_fraction: BTreeMap::new(),
+            gradient_cosine: BTreeMap::new(),
         };
+        if diagnostics.gradient_conflict {
+            for (a, b, cos) in gradient_cosines(&model, &probes)?.unwrap_or_default() {
+                record
+                    .gradient_cosine
+                    .insert(format!("{}~{}", tasks[a].name, tasks[b].name), cos);
+            }
+        }
         for (t, task) in tasks.iter().enumerate() {
             record
                 .train_loss
@@ -141,8 +160,39 @@ pub fn train_run(
         if let Some(bar) = bar {
             bar.set_message(summary);
         }
+        let val_loss: f64 = record
+            .val
+            .iter()
+            .filter(|(k, _)| k.ends_with("/loss"))
+            .map(|(_, v)| v)
+            .sum();
         history.push(record);
+        if let Some(patience) = settings.early_stopping_patience {
+            if best.as_ref().is_none_or(|(b, _, _)| val_loss < *b) {
+                let snapshot = all_params
+                    .iter()
+                    .map(|v| v.as_tensor().copy())
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                best = Some((val_loss, epoch, snapshot));
+            } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= patience) {
+                tracing::info!(
+                    "{kind} seed {seed}: validation loss has not improved for {patience} epochs; \
+                     stopping after epoch {}",
+                    epoch + 1
+                );
+                break;
+            }
+        }
     }
+    let best_epoch = match best {
+        Some((_, epoch, snapshot)) => {
+            for (var, value) in all_params.iter().zip(&snapshot) {
+                var.set(value)?;
+            }
+            Some(epoch + 1)
+        }
+        None => None,
+    };
     let mut metrics = Metrics::new();
     for (t, task) in tasks.iter().enumerate() {
         metrics.insert(
@@ -150,10 +200,11 @@ pub fn train_run(
             evaluate(&model, t, &task.test)?.accuracy,
         );
     }
+    let names: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+    let flatness = flatness(&model, &names, &probes, diagnostics, &mut rngs.diagnostics)?;
     Ok(RunRecord {
         method: kind.name().to_string(),
         seed,
-        epochs: settings.epochs,
         seconds: start.elapsed().as_secs_f64(),
         images_per_second: if train_seconds > 0.0 {
             images as f64 / train_seconds
@@ -163,7 +214,10 @@ pub fn train_run(
         metrics,
         params: model.param_count(),
         fingerprint: fingerprint.to_string(),
+        epochs: history.len(),
         history,
+        best_epoch,
+        flatness,
     })
 }
 

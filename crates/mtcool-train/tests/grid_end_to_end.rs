@@ -218,3 +218,55 @@ fn same_seed_gives_the_same_numbers() {
     assert_eq!(first, run("b", 3));
     assert_ne!(first, run("c", 4));
 }
+
+#[test]
+fn diagnostics_and_early_stopping_are_recorded() {
+    let root = tempfile::tempdir().unwrap();
+    write_mnist(&root.path().join("data/mnist"));
+    let mut config = config(0.05);
+    config.training.epochs = 30;
+    config.training.early_stopping_patience = Some(2);
+    config.methods = vec!["joint".into(), "mtcool".into(), "pcgrad".into()];
+    let request = GridRequest {
+        config,
+        data_dir: root.path().join("data"),
+        out_dir: root.path().join("out"),
+        methods: None,
+        overrides: Overrides::default(),
+        device: Device::Cpu,
+    };
+    let report = run_grid(&request).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    for method in ["joint", "mtcool", "pcgrad"] {
+        let path = root
+            .path()
+            .join(format!("out/toy/runs/{method}-seed0.json"));
+        let record: RunRecord =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        // early stopping: the tested epoch is the best validation loss, and training stopped
+        // `patience` epochs after it (or ran to the end)
+        let best = record.best_epoch.unwrap();
+        let val_loss = |e: &mtcool_train::results::EpochRecord| -> f64 {
+            e.val
+                .iter()
+                .filter(|(k, _)| k.ends_with("/loss"))
+                .map(|(_, v)| v)
+                .sum()
+        };
+        let losses: Vec<f64> = record.history.iter().map(val_loss).collect();
+        let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+        assert_eq!(losses[best - 1], min, "{method}");
+        assert!(record.epochs == 30 || record.epochs == best + 2, "{method}");
+        assert_eq!(record.history.len(), record.epochs);
+        // gradient conflict: one cosine per epoch, within [-1, 1]
+        for e in &record.history {
+            let c = e.gradient_cosine["even~odd"];
+            assert!((-1.0..=1.0).contains(&c), "{method}: {c}");
+        }
+        // flatness: every bound for both tasks; the unperturbed point has no spread
+        assert_eq!(record.flatness.len(), 2 * 6, "{method}");
+        let clean = &record.flatness[0];
+        assert_eq!((clean.bound, clean.sd), (0.0, 0.0));
+        assert!(record.flatness.iter().all(|p| p.loss.is_finite()));
+    }
+}

@@ -122,6 +122,9 @@ fn run(cli: Cli) -> Result<()> {
                 report.summary_path.display(),
                 report.table_path.display()
             );
+            if report.interrupted {
+                anyhow::bail!("interrupted; the finished runs are saved, rerun to resume");
+            }
             if let Some(first) = report.failures.first() {
                 anyhow::bail!("{} run(s) failed; first: {first}", report.failures.len());
             }

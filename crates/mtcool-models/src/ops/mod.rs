@@ -11,7 +11,9 @@
 //!   gradient as a sum over positions, and the input gradient as GEMM + col2im — skipped when
 //!   the input tracks no gradient (an image batch);
 //! - [`max_pool2d`]: non-overlapping max pooling whose backward scatters the gradient to the
-//!   (first) argmax of each window.
+//!   (first) argmax of each window;
+//! - [`batch_norm_train`]: training-mode BatchNorm (optionally fused with the ReLU after it)
+//!   with per-channel statistics in one pass and a hand-written backward.
 //!
 //! Work is spread over the batch with rayon; the GEMMs are candle's (the `gemm` crate), called
 //! on strided views of the op's buffers. Only `f32` tensors on the CPU take the fast path: other
@@ -35,9 +37,11 @@
 //! # Ok(()) }
 //! ```
 
+mod batch_norm;
 mod conv;
 mod linalg;
 mod pool;
+mod upsample;
 
 use candle_core::{DType, Result, Tensor};
 
@@ -138,6 +142,80 @@ pub fn max_pool2d_by_reshape(x: &Tensor, k: usize) -> Result<Tensor> {
     }
     let cropped = x.narrow(2, 0, ho * k)?.narrow(3, 0, wo * k)?.contiguous()?;
     cropped.reshape((n, c, ho, k, wo, k))?.max(5)?.max(3)
+}
+
+/// Training-mode batch normalisation over the channels of `x: (N, C, H, W)`:
+/// `y = γ·(x − μ)/√(σ² + ε) + β` with μ, σ² the batch's per-channel mean and biased variance
+/// (over `N, H, W`), followed by a ReLU when `relu`. `gamma`, `beta`: `(C,)`. Returns `y` and
+/// the statistics `(μ, σ²)`, `(C,)` each, without gradient (for the running averages).
+///
+/// Gradients flow to `x`, `gamma` and `beta` with either backend; [`OpsBackend::Fast`] on the CPU
+/// is one custom op (see the module notes), elsewhere the same formula from candle's ops.
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    relu: bool,
+    backend: OpsBackend,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    if fast_path(backend, &[x, gamma, beta]) {
+        return batch_norm::batch_norm_train(x, gamma, beta, eps, relu);
+    }
+    let c = x.dim(1)?;
+    let mean = x.mean_keepdim((0, 2, 3))?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
+    let scale = gamma
+        .reshape((1, c, 1, 1))?
+        .broadcast_div(&(&var + eps)?.sqrt()?)?;
+    let y = centred
+        .broadcast_mul(&scale)?
+        .broadcast_add(&beta.reshape((1, c, 1, 1))?)?;
+    let y = if relu { y.relu()? } else { y };
+    Ok((y, mean.flatten_all()?.detach(), var.flatten_all()?.detach()))
+}
+
+/// Nearest-neighbour up-sampling by an integer factor: `x: (N, C, H, W)` →
+/// `(N, C, s·H, s·W)`, each value repeated in an `s × s` block; the gradient of a block is the
+/// sum of its gradients.
+///
+/// [`OpsBackend::Fast`] on the CPU is a custom op; elsewhere it is built from reshape and
+/// broadcast, which candle differentiates on every device. Candle's own `upsample_nearest2d`
+/// (0.11.1) is not used: its backward pass *overwrites* the input's accumulated gradient instead
+/// of adding to it, which loses gradient whenever the input has another consumer (the bottom
+/// features of a U-Net feed both the decoder and a classifier).
+pub fn upsample_nearest(x: &Tensor, scale: usize, backend: OpsBackend) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if scale == 0 {
+        crate::fail!("upsample_nearest: scale must be at least 1");
+    }
+    if scale == 1 {
+        return Ok(x.clone());
+    }
+    if fast_path(backend, &[x]) {
+        return upsample::upsample_nearest(x, scale);
+    }
+    x.reshape((n, c, h, 1, w, 1))?
+        .broadcast_as((n, c, h, scale, w, scale))?
+        .contiguous()?
+        .reshape((n, c, h * scale, w * scale))
+}
+
+/// Average pooling with kernel = stride = `k` on any device (reshape + mean):
+/// `(N, C, H, W)` → `(N, C, H/k, W/k)`; `H` and `W` must be multiples of `k`.
+pub fn avg_pool(x: &Tensor, k: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if k == 0 || h % k != 0 || w % k != 0 {
+        crate::fail!("avg_pool: kernel {k} does not divide a {h}×{w} input");
+    }
+    if k == 1 {
+        return Ok(x.clone());
+    }
+    x.contiguous()?
+        .reshape((n, c, h / k, k, w / k, k))?
+        .mean(5)?
+        .mean(3)
 }
 
 #[cfg(test)]

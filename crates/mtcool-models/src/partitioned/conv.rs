@@ -17,7 +17,7 @@
 
 use candle_core::{Result, Tensor, Var};
 
-use super::{materialise, owned, split_sizes, Owner, Slice, SliceView};
+use super::{materialise, owned, slices_from_full, split_sizes, Owner, Slice, SliceView};
 use crate::ops::{self, OpsBackend};
 use crate::ParamBuilder;
 
@@ -63,6 +63,38 @@ impl PartitionedConv2d {
             padding,
             ops: OpsBackend::default(),
         })
+    }
+
+    /// Like [`Self::new`], but the initial values are drawn for the whole layer (weight, then
+    /// bias) and then cut between the owners: built from the same seed, an n-way partitioned
+    /// layer starts as exactly the same function as the shared one (U-Net-MT and Psi-Net use
+    /// this; LeNet-MT keeps the per-slice order of [`Self::new`]).
+    pub fn new_sliced(
+        pb: &ParamBuilder,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        padding: usize,
+        owners: &[Owner],
+    ) -> Result<Self> {
+        let bound = 1.0 / ((in_channels * kernel * kernel) as f64).sqrt();
+        let slices = slices_from_full(
+            pb,
+            owners,
+            out_channels,
+            &[in_channels, kernel, kernel],
+            bound,
+        )?;
+        Ok(Self {
+            slices,
+            padding,
+            ops: OpsBackend::default(),
+        })
+    }
+
+    /// Number of output channels.
+    pub fn out_channels(&self) -> usize {
+        self.slices.iter().map(|s| s.bias.elem_count()).sum()
     }
 
     /// The same layer computed with `ops` (candle's convolution or the fast custom op).

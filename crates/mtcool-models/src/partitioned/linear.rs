@@ -16,7 +16,7 @@
 
 use candle_core::{Result, Tensor, Var};
 
-use super::{materialise, owned, split_sizes, Owner, Slice, SliceView};
+use super::{materialise, owned, slices_from_full, split_sizes, Owner, Slice, SliceView};
 use crate::ParamBuilder;
 
 /// A linear layer whose output units are split between owners.
@@ -52,6 +52,20 @@ impl PartitionedLinear {
                 })
             })
             .collect::<Result<_>>()?;
+        Ok(Self { slices })
+    }
+
+    /// Like [`Self::new`], but the initial values are drawn for the whole layer (weight, then
+    /// bias) and then cut between the owners, so that any partition built from one seed starts
+    /// as the same function as the shared layer.
+    pub fn new_sliced(
+        pb: &ParamBuilder,
+        in_features: usize,
+        out_features: usize,
+        owners: &[Owner],
+    ) -> Result<Self> {
+        let bound = 1.0 / (in_features as f64).sqrt();
+        let slices = slices_from_full(pb, owners, out_features, &[in_features], bound)?;
         Ok(Self { slices })
     }
 

@@ -9,6 +9,8 @@
 //! gradients (the others are detached, so `backward` produces gradients for that task only),
 //! and optional additive noise on the others (MT-COOL's perturbations).
 
+mod batch_norm;
+mod block;
 mod conv;
 mod linear;
 
@@ -16,6 +18,10 @@ use std::collections::HashMap;
 
 use candle_core::{Result, Tensor, TensorId, Var};
 
+use crate::ParamBuilder;
+
+pub use batch_norm::PartitionedBatchNorm2d;
+pub use block::{ConvBlock, ConvBnRelu, UpBlock};
 pub use conv::PartitionedConv2d;
 pub use linear::PartitionedLinear;
 
@@ -84,6 +90,12 @@ impl<'a> SliceView<'a> {
         self.active
     }
 
+    /// Whether the view adds noise to some parameters (MT-COOL's perturbed passes; BatchNorm
+    /// layers update their running statistics only in passes without noise).
+    pub fn is_noisy(&self) -> bool {
+        self.noise.is_some_and(|n| !n.is_empty())
+    }
+
     /// Whether a parameter owned by `owner` carries gradients in this view.
     pub fn trains(&self, owner: Owner) -> bool {
         match self.active {
@@ -120,6 +132,46 @@ pub(crate) struct Slice {
     pub owner: Owner,
     pub weight: Var,
     pub bias: Var,
+}
+
+/// Slices of a layer with weight `(out, rest...)` and bias `(out,)` whose initial values are
+/// drawn for the whole layer first (weight, then bias) and then cut along the output dimension:
+/// for one seed, every partition of the layer starts as the same function as the shared layer.
+/// Parameters are named `<prefix>.<owner>.weight|bias`.
+pub(crate) fn slices_from_full(
+    pb: &ParamBuilder,
+    owners: &[Owner],
+    out: usize,
+    rest: &[usize],
+    bound: f64,
+) -> Result<Vec<Slice>> {
+    if owners.is_empty() || owners.len() > out {
+        crate::fail!(
+            "cannot split {out} channels between {} owners",
+            owners.len()
+        );
+    }
+    let per_unit: usize = rest.iter().product();
+    let weights = pb.draw_uniform("weight", out * per_unit, bound)?;
+    let biases = pb.draw_uniform("bias", out, bound)?;
+    let mut start = 0;
+    owners
+        .iter()
+        .zip(split_sizes(out, owners.len()))
+        .map(|(&owner, c)| {
+            let p = pb.pp(owner.name());
+            let mut shape = vec![c];
+            shape.extend_from_slice(rest);
+            let w = weights[start * per_unit..(start + c) * per_unit].to_vec();
+            let b = biases[start..start + c].to_vec();
+            start += c;
+            Ok(Slice {
+                owner,
+                weight: p.parameter("weight", w, shape.into())?,
+                bias: p.parameter("bias", b, c.into())?,
+            })
+        })
+        .collect()
 }
 
 /// Concatenates the slices' weights and biases along the output dimension as `view` sees them.

@@ -1,0 +1,80 @@
+//! The baselines MT-COOL is compared with, each a small file on one of two skeletons:
+//!
+//! - loss weightings ([`crate::weighting_method::Weighting`], one backward pass):
+//!   [`fixed`], [`uncertainty`], [`dwa`], [`famo`];
+//! - gradient aggregators ([`crate::gradient_method::Aggregator`], one backward pass per
+//!   task): [`mgda`], [`pcgrad`], [`cagrad`], [`imtl`], [`nash`], [`aligned`];
+//! - [`graddrop`], which masks the gradient w.r.t. the shared representation element-wise.
+//!
+//! The update rules and defaults follow `docs/baselines.md`; the maths lives in
+//! [`crate::aggregators`] as pure functions.
+
+pub mod aligned;
+pub mod cagrad;
+pub mod dwa;
+pub mod famo;
+pub mod fixed;
+pub mod graddrop;
+pub mod imtl;
+pub mod mgda;
+pub mod nash;
+pub mod pcgrad;
+pub mod uncertainty;
+
+use serde::{Deserialize, Serialize};
+
+/// Every baseline's options (`[baselines.<method>]` in an experiment config).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineConfig {
+    /// `fixed`.
+    pub fixed: fixed::FixedConfig,
+    /// `uncertainty`.
+    pub uncertainty: uncertainty::UncertaintyConfig,
+    /// `mgda`.
+    pub mgda: mgda::MgdaConfig,
+    /// `graddrop`.
+    pub graddrop: graddrop::GradDropConfig,
+    /// `cagrad`.
+    pub cagrad: cagrad::CagradConfig,
+    /// `dwa`.
+    pub dwa: dwa::DwaConfig,
+    /// `imtl`.
+    pub imtl: imtl::ImtlConfig,
+    /// `nash-mtl`.
+    #[serde(rename = "nash-mtl")]
+    pub nash_mtl: nash::NashConfig,
+    /// `aligned-mtl`.
+    #[serde(rename = "aligned-mtl")]
+    pub aligned_mtl: aligned::AlignedConfig,
+    /// `famo`.
+    pub famo: crate::aggregators::famo::FamoConfig,
+}
+
+/// The device of a model's parameters.
+pub(crate) fn model_device(model: &dyn mtcool_models::MultiTaskModel) -> candle_core::Device {
+    model
+        .all_params()
+        .first()
+        .map_or(candle_core::Device::Cpu, |v| v.device().clone())
+}
+
+/// One weight per task from `weights`, or `default` for every task when it is empty.
+pub(crate) fn per_task(
+    method: &str,
+    what: &str,
+    weights: &[f64],
+    tasks: usize,
+    default: f64,
+) -> crate::Result<Vec<f64>> {
+    if weights.is_empty() {
+        return Ok(vec![default; tasks]);
+    }
+    if weights.len() != tasks || weights.iter().any(|w| !w.is_finite()) {
+        return Err(crate::OptimError::Config {
+            method: method.into(),
+            problem: format!("{what} needs {tasks} finite numbers, got {weights:?}"),
+        });
+    }
+    Ok(weights.to_vec())
+}

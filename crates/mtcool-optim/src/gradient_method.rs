@@ -1,0 +1,245 @@
+//! Gradient-manipulation methods: one backward pass per task, the task gradients over the
+//! shared parameters (or the shared representation) reduced to their Gramian, and an
+//! [`Aggregator`] that turns the Gramian into weights of the combined update.
+//!
+//! The step, for task gradients g_i over the shared parameters:
+//!
+//! ```text
+//! L_i = task losses (optionally rescaled by the aggregator, e.g. IMTL-L)
+//! g_i = ∇_shared L_i                        K backward passes
+//! α   = aggregator(G Gᵀ, L)                 K×K on the host
+//! shared ← SGD on Σ_i α_i g_i               (optionally clipped to max_norm)
+//! head_i ← SGD on w_i ∇_{head_i} L_i        w_i = 1, or α_i where the authors do so
+//! ```
+//!
+//! In [`Space::Representation`] (MGDA-UB), g_i is the gradient w.r.t. the shared encoder's
+//! output z instead, and the shared parameters get the gradient of ⟨z, Σ_i α_i g_i⟩: one
+//! backward pass through the encoder in total. This needs one input shared by all tasks.
+
+use candle_core::{Tensor, Var};
+use mtcool_models::{MultiTaskModel, SliceView};
+use nalgebra::DMatrix;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{OptimError, Result};
+use crate::gradients::{
+    backward_each, backward_through, clip_norm, forward_losses, leaves, loss_values, task_loss,
+    TaskGradients, UpdateGrads,
+};
+use crate::method::{check_batches, Method, StepReport, TaskBatch};
+use crate::sgd::{Sgd, SgdConfig};
+
+/// Where the task gradients are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// Over the shared parameters (exact; K backward passes through the encoder).
+    Parameters,
+    /// Over the shared encoder's output (the "upper bound" variant; one encoder backward).
+    Representation,
+}
+
+/// How an aggregator wants the update formed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Combination {
+    /// α: the shared update is `Σ_i α_i g_i`.
+    pub shared: Vec<f64>,
+    /// Per-task multipliers of each head's own gradient (`None`: 1 for every task).
+    pub heads: Option<Vec<f64>>,
+    /// Clip the shared update to this L2 norm.
+    pub max_norm: Option<f64>,
+}
+
+impl Combination {
+    /// Weights α for the shared update; heads get their plain gradients.
+    pub fn shared(alpha: Vec<f64>) -> Self {
+        Self {
+            shared: alpha,
+            heads: None,
+            max_norm: None,
+        }
+    }
+}
+
+/// Turns the Gramian of the task gradients into the weights of the combined update.
+pub trait Aggregator: std::fmt::Debug {
+    /// The method's name.
+    fn name(&self) -> &'static str;
+
+    /// Where the gradients are taken.
+    fn space(&self) -> Space {
+        Space::Parameters
+    }
+
+    /// Learnable parameters the method adds (trained by the same optimiser).
+    fn extra_vars(&self) -> Vec<Var> {
+        Vec::new()
+    }
+
+    /// Rewrites the task losses before differentiation (identity by default).
+    fn scale_losses(&self, losses: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        Ok(losses)
+    }
+
+    /// The weights for this step, from the Gramian and the (unscaled) loss values.
+    fn combine(
+        &mut self,
+        gramian: &DMatrix<f64>,
+        losses: &[f64],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Combination>;
+}
+
+/// A [`Method`] made of an [`Aggregator`] and SGD over the hard-shared model.
+#[derive(Debug)]
+pub struct GradientMethod<A: Aggregator> {
+    aggregator: A,
+    optimiser: Sgd,
+}
+
+impl<A: Aggregator> GradientMethod<A> {
+    /// The method over every parameter of `model` (and the aggregator's own).
+    pub fn new(aggregator: A, model: &dyn MultiTaskModel, sgd: SgdConfig) -> Self {
+        let mut vars = model.all_params();
+        vars.extend(aggregator.extra_vars());
+        Self {
+            aggregator,
+            optimiser: Sgd::new(vars, sgd),
+        }
+    }
+
+    /// The aggregator.
+    pub fn aggregator(&self) -> &A {
+        &self.aggregator
+    }
+
+    fn step_parameters(
+        &mut self,
+        model: &dyn MultiTaskModel,
+        batches: &[TaskBatch],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<f64>> {
+        let losses = forward_losses(model, batches)?;
+        let values = loss_values(&losses)?;
+        let losses = self.aggregator.scale_losses(losses)?;
+        let stores = backward_each(&losses)?;
+        let shared = model.shared_params();
+        let shared_tensors: Vec<Tensor> = shared.iter().map(|v| v.as_tensor().clone()).collect();
+        let g = TaskGradients::gather(&stores, &shared_tensors)?;
+        let combination = self.aggregator.combine(&g.gramian()?, &values, rng)?;
+        check_weights(self.aggregator.name(), &combination, batches.len())?;
+        let mut d = g.combine(&combination.shared)?;
+        if let Some(max_norm) = combination.max_norm {
+            d = clip_norm(d, max_norm)?;
+        }
+        let mut update = UpdateGrads::default();
+        for (var, grad) in shared.iter().zip(d) {
+            update.set(var, grad);
+        }
+        update.set_heads(model, &stores, combination.heads.as_deref())?;
+        update.add_from_all(&self.aggregator.extra_vars(), &stores)?;
+        self.optimiser.step_with(|v| update.get(v))?;
+        Ok(values)
+    }
+
+    fn step_representation(
+        &mut self,
+        model: &dyn MultiTaskModel,
+        batches: &[TaskBatch],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<f64>> {
+        let name = self.aggregator.name();
+        let input = &batches[0].input;
+        if batches.iter().any(|b| b.input.id() != input.id()) {
+            return Err(OptimError::Config {
+                method: name.into(),
+                problem: "gradients w.r.t. the shared representation need one input batch \
+                          shared by all tasks; these tasks have their own inputs (use the \
+                          parameter-space variant)"
+                    .into(),
+            });
+        }
+        let view = SliceView::all();
+        let z = model
+            .encode(input, &view)?
+            .ok_or_else(|| OptimError::Config {
+                method: name.into(),
+                problem: "the model does not expose a shared representation".into(),
+            })?;
+        let z_leaves = leaves(&z)?;
+        let z_leaf_tensors: Vec<Tensor> = z_leaves.iter().map(|v| v.as_tensor().clone()).collect();
+        let mut losses = Vec::with_capacity(batches.len());
+        for (task, batch) in batches.iter().enumerate() {
+            let logits = model.decode(&z_leaf_tensors, task, &view)?;
+            losses.push(task_loss(&logits, batch)?);
+        }
+        let values = loss_values(&losses)?;
+        let losses = self.aggregator.scale_losses(losses)?;
+        let stores = backward_each(&losses)?;
+        let g = TaskGradients::gather(&stores, &z_leaf_tensors)?;
+        let combination = self.aggregator.combine(&g.gramian()?, &values, rng)?;
+        check_weights(name, &combination, batches.len())?;
+        let r = g.combine(&combination.shared)?;
+        let mut update = UpdateGrads::default();
+        if let Some(encoder) = backward_through(&z, &r)? {
+            let mut d = Vec::new();
+            let shared = model.shared_params();
+            for var in &shared {
+                d.push(match encoder.get(var) {
+                    Some(g) => g.clone(),
+                    None => var.as_tensor().zeros_like()?,
+                });
+            }
+            if let Some(max_norm) = combination.max_norm {
+                d = clip_norm(d, max_norm)?;
+            }
+            for (var, grad) in shared.iter().zip(d) {
+                update.set(var, grad);
+            }
+        }
+        update.set_heads(model, &stores, combination.heads.as_deref())?;
+        update.add_from_all(&self.aggregator.extra_vars(), &stores)?;
+        self.optimiser.step_with(|v| update.get(v))?;
+        Ok(values)
+    }
+}
+
+/// Fails unless the weights are finite and one per task.
+fn check_weights(method: &str, c: &Combination, tasks: usize) -> Result<()> {
+    let bad = |what: &str, w: &[f64]| -> Result<()> {
+        if w.len() != tasks || w.iter().any(|x| !x.is_finite()) {
+            return Err(OptimError::Config {
+                method: method.into(),
+                problem: format!("{what} weights {w:?} are not {tasks} finite numbers"),
+            });
+        }
+        Ok(())
+    };
+    bad("shared", &c.shared)?;
+    if let Some(h) = &c.heads {
+        bad("head", h)?;
+    }
+    Ok(())
+}
+
+impl<A: Aggregator> Method for GradientMethod<A> {
+    fn name(&self) -> &str {
+        self.aggregator.name()
+    }
+
+    fn step(
+        &mut self,
+        model: &dyn MultiTaskModel,
+        batches: &[TaskBatch],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<StepReport> {
+        check_batches(self.aggregator.name(), model, batches)?;
+        let losses = match self.aggregator.space() {
+            Space::Parameters => self.step_parameters(model, batches, rng)?,
+            Space::Representation => self.step_representation(model, batches, rng)?,
+        };
+        Ok(StepReport {
+            clamped_fraction: vec![None; losses.len()],
+            losses,
+        })
+    }
+}

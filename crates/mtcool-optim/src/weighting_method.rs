@@ -1,0 +1,113 @@
+//! Loss-weighting methods: the step minimises one scalar objective built from the task
+//! losses (Σ_i w_i L_i, or a learned form), so it costs a single backward pass, like Joint.
+
+use candle_core::{Tensor, Var};
+use mtcool_models::MultiTaskModel;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::Result;
+use crate::gradients::{forward_losses, loss_values};
+use crate::method::{check_batches, Method, StepReport, TaskBatch};
+use crate::sgd::{Sgd, SgdConfig};
+
+/// Builds the scalar objective of a step from the task losses.
+pub trait Weighting: std::fmt::Debug {
+    /// The method's name.
+    fn name(&self) -> &'static str;
+
+    /// Learnable parameters of the weighting (trained by the same optimiser as the network).
+    fn extra_vars(&self) -> Vec<Var> {
+        Vec::new()
+    }
+
+    /// Called before each epoch (0-based).
+    fn begin_epoch(&mut self, _epoch: usize) {}
+
+    /// The objective to differentiate, from the loss tensors and their values.
+    fn objective(&mut self, losses: &[Tensor], values: &[f64]) -> Result<Tensor>;
+
+    /// Whether [`Weighting::after_step`] needs the losses recomputed after the update.
+    fn wants_losses_after_step(&self) -> bool {
+        false
+    }
+
+    /// Sees the same batches' losses before and after the update (FAMO).
+    fn after_step(&mut self, _before: &[f64], _after: &[f64]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A [`Method`] made of a [`Weighting`] and SGD over every parameter.
+#[derive(Debug)]
+pub struct WeightedLoss<W: Weighting> {
+    weighting: W,
+    optimiser: Sgd,
+}
+
+impl<W: Weighting> WeightedLoss<W> {
+    /// The method over every parameter of `model` (and the weighting's own).
+    pub fn new(weighting: W, model: &dyn MultiTaskModel, sgd: SgdConfig) -> Self {
+        let mut vars = model.all_params();
+        vars.extend(weighting.extra_vars());
+        Self {
+            weighting,
+            optimiser: Sgd::new(vars, sgd),
+        }
+    }
+
+    /// The weighting.
+    pub fn weighting(&self) -> &W {
+        &self.weighting
+    }
+}
+
+/// `Σ_i w_i L_i`.
+pub(crate) fn weighted_sum(losses: &[Tensor], weights: &[f64]) -> Result<Tensor> {
+    let mut total: Option<Tensor> = None;
+    for (loss, &w) in losses.iter().zip(weights) {
+        let term = if w == 1.0 { loss.clone() } else { (loss * w)? };
+        total = Some(match total {
+            None => term,
+            Some(acc) => (acc + term)?,
+        });
+    }
+    match total {
+        Some(t) => Ok(t),
+        None => Err(crate::OptimError::Config {
+            method: "weighted loss".into(),
+            problem: "no task losses".into(),
+        }),
+    }
+}
+
+impl<W: Weighting> Method for WeightedLoss<W> {
+    fn name(&self) -> &str {
+        self.weighting.name()
+    }
+
+    fn begin_epoch(&mut self, epoch: usize) {
+        self.weighting.begin_epoch(epoch);
+    }
+
+    fn step(
+        &mut self,
+        model: &dyn MultiTaskModel,
+        batches: &[TaskBatch],
+        _rng: &mut ChaCha8Rng,
+    ) -> Result<StepReport> {
+        check_batches(self.weighting.name(), model, batches)?;
+        let losses = forward_losses(model, batches)?;
+        let values = loss_values(&losses)?;
+        let objective = self.weighting.objective(&losses, &values)?;
+        let grads = objective.backward()?;
+        self.optimiser.step(&grads)?;
+        if self.weighting.wants_losses_after_step() {
+            let after = loss_values(&forward_losses(model, batches)?)?;
+            self.weighting.after_step(&values, &after)?;
+        }
+        Ok(StepReport {
+            clamped_fraction: vec![None; values.len()],
+            losses: values,
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! Reports on mtcool's results files: `table.md` (ours beside the paper's numbers, with Δm%),
+//! figures (training curves and a bar chart with error bars, PNG and SVG), and the regression
+//! check of `summary.json` against a committed baseline ([`regress`]).
+//!
+//! Everything is read through the `mtcool_train::results` types, from the files the grid writes
+//! (`<out>/<experiment>/summary.json` and `runs/<method>-seed<S>[-quick].json`), so a report can
+//! be redrawn at any time without training. Every file is written atomically.
+//!
+//! Figures need no system library: text is drawn with a subset of DejaVu Sans embedded in this
+//! crate (`assets/`, see its README) through plotters' `ab_glyph` feature, and PNGs are encoded
+//! by the pure-Rust `image` crate.
+//!
+//! ```no_run
+//! use mtcool_report::{write_report, ReportContext};
+//!
+//! let config = mtcool_train::ExperimentConfig::load("experiments/mnist.toml".as_ref())?;
+//! let files = write_report("results/mnist".as_ref(), &ReportContext::from_config(&config))?;
+//! println!("{}", files.table.display());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod error;
+pub mod figures;
+pub mod load;
+pub mod regress;
+
+use std::path::{Path, PathBuf};
+
+use mtcool_train::config::PaperTable;
+use mtcool_train::results::write_atomic;
+use mtcool_train::table::{default_delta_m_baseline, render, TableOptions};
+use mtcool_train::ExperimentConfig;
+
+pub use error::{ReportError, Result};
+pub use load::{load, ExperimentResults};
+
+/// What a report shows beside the results files: the experiment's title, the paper's numbers,
+/// the method order and the Δm% baseline (all from the experiment config).
+#[derive(Debug, Clone, Default)]
+pub struct ReportContext {
+    /// One line describing the experiment (the config's description).
+    pub title: String,
+    /// The published numbers, if any.
+    pub paper: Option<PaperTable>,
+    /// Methods in table and legend order (the config's list).
+    pub order: Vec<String>,
+    /// The method Δm% is computed against (`independent` when the config runs it).
+    pub delta_m_baseline: Option<String>,
+}
+
+impl ReportContext {
+    /// The context of an experiment config. The config has no key naming a Δm baseline, so
+    /// `independent` (one network per task: the single-task reference of Δm) is used when the
+    /// config's method list has it.
+    pub fn from_config(config: &ExperimentConfig) -> Self {
+        Self {
+            title: config.description.clone(),
+            paper: Some(config.paper.clone()),
+            order: config.methods.clone(),
+            delta_m_baseline: default_delta_m_baseline(&config.methods).map(str::to_string),
+        }
+    }
+
+    fn table_options(&self) -> TableOptions<'_> {
+        TableOptions {
+            title: &self.title,
+            paper: self.paper.as_ref(),
+            order: &self.order,
+            delta_m_baseline: self.delta_m_baseline.as_deref(),
+        }
+    }
+}
+
+/// The files a report wrote.
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    /// `<experiment>/table.md`.
+    pub table: PathBuf,
+    /// The figures under `<experiment>/figures/`, PNG and SVG of each.
+    pub figures: Vec<PathBuf>,
+    /// What was left out, e.g. run files listed in the summary but absent.
+    pub warnings: Vec<String>,
+}
+
+/// Renders `table.md` for loaded results.
+pub fn table(results: &ExperimentResults, context: &ReportContext) -> String {
+    render(&results.summary, &context.table_options())
+}
+
+/// Reads the results of one experiment folder and writes `table.md` and the figures into it.
+///
+/// # Errors
+/// One error naming the file: a missing or malformed `summary.json` or run file, or a figure
+/// that could not be drawn or written.
+pub fn write_report(experiment_dir: &Path, context: &ReportContext) -> Result<ReportFiles> {
+    let results = load(experiment_dir)?;
+    let table_path = experiment_dir.join("table.md");
+    write_atomic(&table_path, table(&results, context).as_bytes())?;
+    let figures = figures::write_figures(&results, context, &experiment_dir.join("figures"))?;
+    let warnings = results
+        .missing_runs
+        .iter()
+        .map(|p| format!("{}: no such run file; its curves are left out", p.display()))
+        .collect();
+    Ok(ReportFiles {
+        table: table_path,
+        figures,
+        warnings,
+    })
+}

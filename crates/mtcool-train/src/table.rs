@@ -1,0 +1,411 @@
+//! `table.md`: our numbers beside the paper's, per method and metric, with the difference in
+//! points and Δm% against a baseline method.
+//!
+//! One renderer serves the grid (which writes `table.md` when it finishes) and the report crate
+//! (which rewrites it from `summary.json` alone, e.g. after runs were added).
+//!
+//! ```
+//! use mtcool_train::results::{MethodSummary, RunBrief, Summary};
+//! use mtcool_train::table::{render, TableOptions};
+//!
+//! let brief = |acc: f64| RunBrief {
+//!     seed: 0,
+//!     epochs: 3,
+//!     seconds: 1.0,
+//!     metrics: [("even/accuracy".to_string(), acc)].into(),
+//! };
+//! let method = |acc: f64| {
+//!     let runs = vec![brief(acc)];
+//!     MethodSummary {
+//!         mean: runs[0].metrics.clone(),
+//!         std: [("even/accuracy".to_string(), 0.0)].into(),
+//!         runs,
+//!     }
+//! };
+//! let summary = Summary {
+//!     experiment: "toy".into(),
+//!     quick: true,
+//!     device: "cpu".into(),
+//!     methods: [("independent".into(), method(0.98)), ("joint".into(), method(0.99))].into(),
+//! };
+//! let table = render(&summary, &TableOptions::new("a toy").with_baseline("independent"));
+//! assert!(table.contains("| joint |  | 1 | 99.00 | – | – | +1.02 | – |"), "{table}");
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use mtcool_metrics::{delta_m, DeltaTerm};
+
+use crate::config::PaperTable;
+use crate::results::{Metrics, Summary};
+
+/// What the table shows beside `summary.json`: its title, the paper's numbers, the method
+/// order and the Δm% baseline.
+#[derive(Debug, Clone, Default)]
+pub struct TableOptions<'a> {
+    /// One line after the experiment name (the config's description).
+    pub title: &'a str,
+    /// The paper's numbers; with none, the paper columns show `–` and the metric columns
+    /// are every metric in the summary.
+    pub paper: Option<&'a PaperTable>,
+    /// Methods in table order; methods of the summary not listed follow in name order.
+    pub order: &'a [String],
+    /// The method Δm% is computed against (no Δm columns when `None` or absent).
+    pub delta_m_baseline: Option<&'a str>,
+}
+
+impl<'a> TableOptions<'a> {
+    /// Options with a title only: no paper numbers, name order, no Δm.
+    pub fn new(title: &'a str) -> Self {
+        Self {
+            title,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the paper's numbers.
+    pub fn with_paper(mut self, paper: &'a PaperTable) -> Self {
+        self.paper = Some(paper);
+        self
+    }
+
+    /// Sets the method order.
+    pub fn with_order(mut self, order: &'a [String]) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Sets the Δm% baseline method.
+    pub fn with_baseline(mut self, method: &'a str) -> Self {
+        self.delta_m_baseline = Some(method);
+        self
+    }
+}
+
+/// The Δm% baseline of a method list: `independent` (one network per task, the single-task
+/// reference Δm is defined against) when the list has it.
+pub fn default_delta_m_baseline(methods: &[String]) -> Option<&'static str> {
+    methods
+        .iter()
+        .any(|m| m == "independent")
+        .then_some("independent")
+}
+
+/// Whether larger values of a metric key (`<task>/<metric>`) are better: false for losses,
+/// errors and distances, true otherwise (accuracy, Dice, IoU, F1, AUROC, …).
+pub fn higher_is_better(key: &str) -> bool {
+    let metric = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
+    let lower_is_better = metric.contains("loss")
+        || metric.contains("error")
+        || ["err", "mae", "mse", "rmse", "hd", "hd95", "distance"].contains(&metric.as_str());
+    !lower_is_better
+}
+
+/// The metric keys of the table's columns: the paper's, or else every key of the summary.
+pub fn table_metrics(summary: &Summary, paper: Option<&PaperTable>) -> Vec<String> {
+    match paper {
+        Some(p) if !p.metrics.is_empty() => p.metrics.clone(),
+        _ => {
+            let keys: BTreeSet<&String> = summary
+                .methods
+                .values()
+                .flat_map(|m| m.mean.keys())
+                .collect();
+            keys.into_iter().cloned().collect()
+        }
+    }
+}
+
+/// The methods of `summary` in table order: `order` first, then the rest by name.
+pub fn method_order<'s>(summary: &'s Summary, order: &[String]) -> Vec<&'s str> {
+    let mut methods: Vec<&str> = order
+        .iter()
+        .filter_map(|m| summary.methods.get_key_value(m).map(|(k, _)| k.as_str()))
+        .collect();
+    methods.extend(
+        summary
+            .methods
+            .keys()
+            .map(String::as_str)
+            .filter(|m| !order.iter().any(|o| o == m)),
+    );
+    methods
+}
+
+/// Δm% of `values` against `baseline` over `metrics` (positive: better than the baseline);
+/// `None` when a metric is missing on either side or a baseline value is zero.
+pub fn delta_m_percent(values: &Metrics, baseline: &Metrics, metrics: &[String]) -> Option<f64> {
+    let terms = metrics
+        .iter()
+        .map(|k| {
+            Some(DeltaTerm::new(
+                *values.get(k)?,
+                *baseline.get(k)?,
+                higher_is_better(k),
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    delta_m(&terms).ok()
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.2}", 100.0 * x)
+}
+
+/// Describes a set of integers compactly: `0`, `0–4`, `0, 2, 7`.
+fn span(values: &BTreeSet<u64>) -> String {
+    let (Some(first), Some(last)) = (values.first(), values.last()) else {
+        return "none".into();
+    };
+    if first == last {
+        first.to_string()
+    } else if last - first + 1 == values.len() as u64 {
+        format!("{first}–{last}")
+    } else {
+        let list: Vec<String> = values.iter().map(u64::to_string).collect();
+        list.join(", ")
+    }
+}
+
+/// Renders `table.md`: per method and metric, ours (mean ± sd over the n runs) beside the
+/// paper's mean (sd) and the difference in points; then Δm% against the baseline method, ours
+/// and the paper's, when a baseline is set and present.
+pub fn render(summary: &Summary, options: &TableOptions<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {} — {}\n", summary.experiment, options.title);
+    let runs = summary.methods.values().flat_map(|m| &m.runs);
+    let epochs: BTreeSet<u64> = runs.clone().map(|r| r.epochs as u64).collect();
+    let seeds: BTreeSet<u64> = runs.map(|r| r.seed).collect();
+    let kind = if summary.quick {
+        "quick run"
+    } else {
+        "full run"
+    };
+    let _ = writeln!(
+        out,
+        "{kind}: {} epoch(s), seed(s) {}, device {}. Numbers are test metrics in %: ours \
+         mean ± sd over n runs (sd with n − 1), paper mean (sd); Δ = ours − paper, in points.",
+        span(&epochs),
+        span(&seeds),
+        summary.device
+    );
+    let paper = options.paper;
+    let metrics = table_metrics(summary, paper);
+    let methods = method_order(summary, options.order);
+    let baseline = options
+        .delta_m_baseline
+        .filter(|b| summary.methods.contains_key(*b));
+    if let Some(b) = baseline {
+        let _ = writeln!(
+            out,
+            "Δm% = mean over the metrics of the relative change against `{b}`, in % (positive: \
+             better), for ours and for the paper's numbers."
+        );
+    }
+    out.push('\n');
+
+    let mut header = String::from("| Method | Params | n |");
+    let mut rule = String::from("|---|---|---:|");
+    for m in &metrics {
+        let _ = write!(header, " {m} ours | paper | Δ |");
+        rule.push_str("---:|---:|---:|");
+    }
+    if baseline.is_some() {
+        header.push_str(" Δm% ours | Δm% paper |");
+        rule.push_str("---:|---:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+
+    let paper_means = |method: &str| -> Option<Metrics> {
+        paper?
+            .methods
+            .get(method)
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.mean)).collect())
+    };
+    for method in methods {
+        let ours = &summary.methods[method];
+        let theirs = paper.and_then(|p| p.methods.get(method));
+        let params = paper
+            .and_then(|p| p.params.get(method))
+            .map(String::as_str)
+            .unwrap_or("");
+        let n = ours.runs.len();
+        let mut row = format!("| {method} | {params} | {n} |");
+        for key in &metrics {
+            let mean = ours.mean.get(key);
+            let cell = match (mean, ours.std.get(key)) {
+                (Some(m), Some(s)) if n > 1 => format!("{} ± {}", percent(*m), percent(*s)),
+                (Some(m), _) => percent(*m),
+                (None, _) => "–".into(),
+            };
+            let reference = theirs.and_then(|t| t.get(key));
+            let paper_cell = match reference {
+                Some(v) => match v.sd {
+                    Some(sd) => format!("{} ({:.3})", percent(v.mean), 100.0 * sd),
+                    None => percent(v.mean),
+                },
+                None => "–".into(),
+            };
+            let delta = match (mean, reference) {
+                (Some(m), Some(v)) => format!("{:+.2}", 100.0 * (m - v.mean)),
+                _ => "–".into(),
+            };
+            let _ = write!(row, " {cell} | {paper_cell} | {delta} |");
+        }
+        if let Some(b) = baseline {
+            if method == b {
+                row.push_str(" ref | ref |");
+            } else {
+                let ours_dm = delta_m_percent(&ours.mean, &summary.methods[b].mean, &metrics);
+                let paper_dm = match (paper_means(method), paper_means(b)) {
+                    (Some(v), Some(r)) => delta_m_percent(&v, &r, &metrics),
+                    _ => None,
+                };
+                let fmt = |d: Option<f64>| d.map_or("–".into(), |d| format!("{d:+.2}"));
+                let _ = write!(row, " {} | {} |", fmt(ours_dm), fmt(paper_dm));
+            }
+        }
+        let _ = writeln!(out, "{row}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PaperValue;
+    use crate::results::{MethodSummary, RunBrief};
+
+    fn method(values: &[(&str, &[f64])]) -> MethodSummary {
+        let n = values.first().map_or(0, |(_, v)| v.len());
+        let runs = (0..n)
+            .map(|i| RunBrief {
+                seed: i as u64,
+                epochs: 3,
+                seconds: 1.0,
+                metrics: values.iter().map(|(k, v)| (k.to_string(), v[i])).collect(),
+            })
+            .collect();
+        let mut mean = Metrics::new();
+        let mut std = Metrics::new();
+        for (k, v) in values {
+            let (m, s) = mtcool_metrics::mean_std(v);
+            mean.insert(k.to_string(), m);
+            std.insert(k.to_string(), s);
+        }
+        MethodSummary { runs, mean, std }
+    }
+
+    fn summary() -> Summary {
+        Summary {
+            experiment: "mnist".into(),
+            quick: false,
+            device: "cpu".into(),
+            methods: [
+                (
+                    "independent".to_string(),
+                    method(&[
+                        ("even/accuracy", &[0.98, 0.98]),
+                        ("odd/accuracy", &[0.97, 0.97]),
+                    ]),
+                ),
+                (
+                    "joint".to_string(),
+                    method(&[
+                        ("even/accuracy", &[0.99, 0.97]),
+                        ("odd/accuracy", &[0.97, 0.97]),
+                    ]),
+                ),
+                ("wo-reg".to_string(), method(&[("even/accuracy", &[0.99])])),
+            ]
+            .into(),
+        }
+    }
+
+    fn paper() -> PaperTable {
+        let value = |mean, sd| PaperValue { mean, sd };
+        PaperTable {
+            source: "test".into(),
+            metrics: vec!["even/accuracy".into(), "odd/accuracy".into()],
+            params: [("joint".to_string(), "1×".to_string())].into(),
+            methods: [
+                (
+                    "independent".to_string(),
+                    [
+                        ("even/accuracy".to_string(), value(0.99, Some(0.001))),
+                        ("odd/accuracy".to_string(), value(0.98, None)),
+                    ]
+                    .into(),
+                ),
+                (
+                    "joint".to_string(),
+                    [
+                        ("even/accuracy".to_string(), value(0.995, None)),
+                        ("odd/accuracy".to_string(), value(0.99, None)),
+                    ]
+                    .into(),
+                ),
+            ]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn table_has_ours_paper_difference_and_delta_m() {
+        let paper = paper();
+        let order = vec!["joint".to_string(), "independent".to_string()];
+        let options = TableOptions::new("Table 1")
+            .with_paper(&paper)
+            .with_order(&order)
+            .with_baseline("independent");
+        let table = render(&summary(), &options);
+        assert!(table.starts_with("# mnist — Table 1\n"), "{table}");
+        assert!(table.contains("full run: 3 epoch(s), seed(s) 0–1, device cpu"));
+        assert!(table.contains("| Δm% ours | Δm% paper |"));
+        // joint: even 98.00 ± 1.41 vs 99.50 → −1.50; odd 97.00 vs 99.00 → −2.00;
+        // Δm ours = (0 + 0)/2 = 0; Δm paper = ((0.995/0.99 − 1) + (0.99/0.98 − 1))/2 × 100.
+        let paper_dm = ((0.995 / 0.99 - 1.0) + (0.99 / 0.98 - 1.0)) / 2.0 * 100.0;
+        let joint_row = format!(
+            "| joint | 1× | 2 | 98.00 ± 1.41 | 99.50 | -1.50 | 97.00 ± 0.00 | 99.00 | -2.00 | \
+             +0.00 | {paper_dm:+.2} |"
+        );
+        assert!(table.contains(&joint_row), "{table}\nwanted {joint_row}");
+        assert!(table.contains(
+            "| independent |  | 2 | 98.00 ± 0.00 | 99.00 (0.100) | -1.00 | 97.00 ± 0.00 | 98.00 | \
+             -1.00 | ref | ref |"
+        ));
+        // a method missing a metric gets dashes, and no Δm
+        assert!(table.contains("| wo-reg |  | 1 | 99.00 | – | – | – | – | – | – | – |"));
+        // order: config order first, then the rest by name
+        let joint = table.find("| joint |").unwrap();
+        let independent = table.find("| independent |").unwrap();
+        let wo_reg = table.find("| wo-reg |").unwrap();
+        assert!(joint < independent && independent < wo_reg);
+    }
+
+    #[test]
+    fn no_delta_m_without_a_present_baseline() {
+        let table = render(&summary(), &TableOptions::new("t").with_baseline("stl"));
+        assert!(!table.contains("Δm%"), "{table}");
+        // without the paper, the columns are every metric of the summary
+        assert!(table.contains("| even/accuracy ours | paper | Δ | odd/accuracy ours |"));
+    }
+
+    #[test]
+    fn directions_and_spans() {
+        assert!(higher_is_better("seg/dice"));
+        assert!(higher_is_better("even/accuracy"));
+        assert!(!higher_is_better("even/loss"));
+        assert!(!higher_is_better("box/mae"));
+        assert!(!higher_is_better("seg/hd95"));
+        assert_eq!(span(&[3].into()), "3");
+        assert_eq!(span(&[0, 1, 2].into()), "0–2");
+        assert_eq!(span(&[0, 2].into()), "0, 2");
+        assert_eq!(
+            default_delta_m_baseline(&["joint".into(), "independent".into()]),
+            Some("independent")
+        );
+        assert_eq!(default_delta_m_baseline(&["joint".into()]), None);
+    }
+}
