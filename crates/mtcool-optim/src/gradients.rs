@@ -224,17 +224,27 @@ pub(crate) fn leaves(tensors: &[Tensor]) -> Result<Vec<Var>> {
         .collect()
 }
 
-/// The encoder gradients of `Σ_j ⟨z_j, r_j⟩` for representation tensors `z` and their chosen
-/// output gradients `r` (constants): one backward pass through the encoder.
-pub(crate) fn backward_through(z: &[Tensor], r: &[Tensor]) -> Result<Option<GradStore>> {
+/// The sum of `terms`, or `None` when there are none.
+pub(crate) fn sum_terms(terms: impl IntoIterator<Item = Result<Tensor>>) -> Result<Option<Tensor>> {
     let mut total: Option<Tensor> = None;
-    for (zj, rj) in z.iter().zip(r) {
-        let term = (zj * rj.detach())?.sum_all()?;
+    for term in terms {
+        let term = term?;
         total = Some(match total {
             None => term,
             Some(acc) => (acc + term)?,
         });
     }
+    Ok(total)
+}
+
+/// The encoder gradients of `Σ_j ⟨z_j, r_j⟩` for representation tensors `z` and their chosen
+/// output gradients `r` (constants): one backward pass through the encoder.
+pub(crate) fn backward_through(z: &[Tensor], r: &[Tensor]) -> Result<Option<GradStore>> {
+    let total = sum_terms(
+        z.iter()
+            .zip(r)
+            .map(|(zj, rj)| Ok((zj * rj.detach())?.sum_all()?)),
+    )?;
     match total {
         Some(t) => Ok(Some(t.backward()?)),
         None => Ok(None),

@@ -6,7 +6,7 @@ use mtcool_models::MultiTaskModel;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
-use crate::gradients::{forward_losses, loss_values};
+use crate::gradients::{forward_losses, loss_values, sum_terms};
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
 use crate::sgd::{Sgd, SgdConfig};
 
@@ -63,21 +63,14 @@ impl<W: Weighting> WeightedLoss<W> {
 
 /// `Σ_i w_i L_i`.
 pub(crate) fn weighted_sum(losses: &[Tensor], weights: &[f64]) -> Result<Tensor> {
-    let mut total: Option<Tensor> = None;
-    for (loss, &w) in losses.iter().zip(weights) {
-        let term = if w == 1.0 { loss.clone() } else { (loss * w)? };
-        total = Some(match total {
-            None => term,
-            Some(acc) => (acc + term)?,
-        });
-    }
-    match total {
-        Some(t) => Ok(t),
-        None => Err(crate::OptimError::Config {
-            method: "weighted loss".into(),
-            problem: "no task losses".into(),
-        }),
-    }
+    let terms = losses
+        .iter()
+        .zip(weights)
+        .map(|(loss, &w)| Ok(if w == 1.0 { loss.clone() } else { (loss * w)? }));
+    sum_terms(terms)?.ok_or_else(|| crate::OptimError::Config {
+        method: "weighted loss".into(),
+        problem: "no task losses".into(),
+    })
 }
 
 impl<W: Weighting> Method for WeightedLoss<W> {

@@ -302,8 +302,8 @@ impl RunSettings {
     }
 }
 
-/// Serialises a setting (every type here serialises infallibly).
-fn json<T: Serialize>(value: &T) -> String {
+/// Serialises a setting for result fingerprints (every type here serialises infallibly).
+pub(crate) fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 

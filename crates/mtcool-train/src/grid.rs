@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use mtcool_optim::MethodKind;
 
-use crate::config::{ExperimentConfig, Overrides, RunSettings};
+use crate::config::{json, ExperimentConfig, Overrides, RunSettings};
 use crate::error::{Result, TrainError};
 use crate::progress::Progress;
 use crate::results::{
@@ -99,11 +99,6 @@ pub fn parse_device(spec: &str) -> Result<Device> {
             "unknown device `{other}` (expected cpu, cuda or cuda:N)"
         ))),
     }
-}
-
-/// Serialises a setting for the fingerprint (every type here serialises infallibly).
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }
 
 fn run_fingerprint(
