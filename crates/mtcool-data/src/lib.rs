@@ -7,10 +7,18 @@
 //! - [`mnist`]: the four-file MNIST folder layout;
 //! - [`tasks`]: task splits by class (MNIST even / odd).
 
+pub mod dense;
 pub mod error;
+pub mod hrfav;
 pub mod idx;
 pub mod mnist;
+pub mod organcmnist;
+pub mod pets;
+pub mod refuge;
+pub mod synth;
 pub mod tasks;
+pub mod transforms;
 
+pub use dense::{DenseSet, DenseSplits, Target};
 pub use error::{DataError, Result};
 pub use tasks::{ClassTask, ImageSet, TaskData};
