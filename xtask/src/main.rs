@@ -56,6 +56,23 @@ enum DataCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Fashion-MNIST from the Debian package dataset-fashion-mnist (installed, or downloaded
+    /// with `apt-get download` and unpacked), checked by reading it.
+    FashionMnist {
+        /// Dataset root; the files go to <data>/fashion-mnist/.
+        #[arg(long, default_value = "datasets")]
+        data: PathBuf,
+    },
+    /// Small synthetic look-alikes of REFUGE, HRF-AV, the pets HDF5 files and OrganCMNIST,
+    /// in their real on-disk formats (for tests and quick runs: `--data <out>`).
+    Synth {
+        /// Output root (gets refuge/, hrfav/, pets/, organcmnist/).
+        #[arg(long, default_value = "datasets/synth")]
+        out: PathBuf,
+        /// Seed of the generated content.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 /// The workspace root (the parent of this crate's folder).
@@ -82,6 +99,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let dir = in_workspace(&data).join("mnist");
             data::ensure_mnist(&dir, force).context("data mnist")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Data {
+            dataset: DataCommand::FashionMnist { data },
+        } => {
+            let dir = in_workspace(&data).join("fashion-mnist");
+            data::ensure_fashion_mnist(&dir).context("data fashion-mnist")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Data {
+            dataset: DataCommand::Synth { out, seed },
+        } => {
+            let out = in_workspace(&out);
+            let start = std::time::Instant::now();
+            mtcool_data::synth::write_all(&out, &Default::default(), seed).context("data synth")?;
+            let pets = if mtcool_data::synth::WITH_PETS {
+                "pets/, "
+            } else {
+                ""
+            };
+            println!(
+                "wrote synthetic refuge/, hrfav/, {pets}organcmnist/ under {} in {:.1} s",
+                out.display(),
+                start.elapsed().as_secs_f64()
+            );
+            if !mtcool_data::synth::WITH_PETS {
+                println!(
+                    "(no pets/: HDF5 needs the `hdf5` feature, e.g. \
+                     cargo run --release -p xtask --features hdf5 -- data synth)"
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Reproduce(args) => reproduce::run(args),

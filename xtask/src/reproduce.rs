@@ -74,9 +74,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
         }
         let config = ExperimentConfig::load(&path)?;
-        let DataConfig::Mnist { folder, .. } = &config.data;
-        if folder == "mnist" {
-            data::ensure_mnist(&data_dir.join(folder), false)?;
+        if let DataConfig::Mnist { folder, .. } = &config.data {
+            if folder == "mnist" {
+                data::ensure_mnist(&data_dir.join(folder), false)?;
+            }
         }
         let context = mtcool_report::ReportContext::from_config(&config);
         let request = GridRequest {

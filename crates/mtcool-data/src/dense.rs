@@ -48,7 +48,7 @@ impl Target {
     }
 
     /// Number of samples held (`None` for [`Target::Reconstruction`]).
-    pub fn len(&self) -> Option<usize> {
+    pub fn count(&self) -> Option<usize> {
         match self {
             Target::Class { labels, .. } => Some(labels.len()),
             Target::Mask { maps, .. } => Some(maps.dim().0),
@@ -101,9 +101,11 @@ impl DenseSet {
         let (n, _, h, w) = self.images.dim();
         let bad = |problem: String| crate::DataError::Split(format!("{what}: {problem}"));
         for (name, target) in &self.targets {
-            if let Some(len) = target.len() {
+            if let Some(len) = target.count() {
                 if len != n {
-                    return Err(bad(format!("task `{name}` has {len} targets for {n} images")));
+                    return Err(bad(format!(
+                        "task `{name}` has {len} targets for {n} images"
+                    )));
                 }
             }
             if let Target::Mask { maps, .. } = target {

@@ -11,8 +11,10 @@ pub mod dense;
 pub mod error;
 pub mod hrfav;
 pub mod idx;
+pub mod image_io;
 pub mod mnist;
 pub mod organcmnist;
+#[cfg(feature = "hdf5")]
 pub mod pets;
 pub mod refuge;
 pub mod synth;

@@ -128,14 +128,26 @@ pub fn split_by_class(
     }
     let train = train_file.range(0, train_size);
     let val = train_file.range(train_size, train_file.len());
+    split_by_class_with_val(&train, &val, test_file, tasks)
+}
+
+/// Divides given training, validation and test sets by task (datasets that ship their own
+/// validation split, such as OrganCMNIST).
+pub fn split_by_class_with_val(
+    train: &ImageSet,
+    val: &ImageSet,
+    test: &ImageSet,
+    tasks: &[ClassTask],
+) -> Result<Vec<TaskData>> {
+    validate_tasks(tasks)?;
     let data: Vec<TaskData> = tasks
         .iter()
         .map(|task| TaskData {
             name: task.name.clone(),
             num_classes: task.classes.len(),
-            train: task_subset(&train, task),
-            val: task_subset(&val, task),
-            test: task_subset(test_file, task),
+            train: task_subset(train, task),
+            val: task_subset(val, task),
+            test: task_subset(test, task),
         })
         .collect();
     if let Some(empty) = data

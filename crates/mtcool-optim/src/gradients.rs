@@ -13,12 +13,11 @@ use mtcool_models::{MultiTaskModel, SliceView};
 use nalgebra::DMatrix;
 
 use crate::error::{OptimError, Result};
-use crate::loss::cross_entropy;
 use crate::method::{finite_loss, TaskBatch};
 
 /// Task `task`'s training loss for `logits` (the single place that maps a batch to a loss).
 pub(crate) fn task_loss(logits: &Tensor, batch: &TaskBatch) -> Result<Tensor> {
-    Ok(cross_entropy(logits, &batch.target)?)
+    Ok(crate::loss::task_loss(logits, &batch.target)?)
 }
 
 /// Every task's loss with the full parameters. When the model exposes its shared

@@ -4,12 +4,12 @@
 //! per task) the sum separates, so the same step trains every task's network on its own
 //! loss — the Independent baseline.
 
-use mtcool_models::{MultiTaskModel, SliceView};
+use mtcool_models::MultiTaskModel;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
-use crate::loss::cross_entropy;
-use crate::method::{check_batches, finite_loss, Method, StepReport, TaskBatch};
+use crate::gradients::{forward_losses, loss_values, sum_terms};
+use crate::method::{check_batches, Method, StepReport, TaskBatch};
 use crate::sgd::{Sgd, SgdConfig};
 
 /// Sum-of-losses training with one SGD optimiser over every parameter.
@@ -41,19 +41,9 @@ impl Method for Joint {
         _rng: &mut ChaCha8Rng,
     ) -> Result<StepReport> {
         check_batches(&self.name, model, batches)?;
-        let view = SliceView::all();
-        let mut total = None;
-        let mut losses = Vec::with_capacity(batches.len());
-        for (task, batch) in batches.iter().enumerate() {
-            let logits = model.forward_task(&batch.input, task, &view)?;
-            let loss = cross_entropy(&logits, &batch.target)?;
-            losses.push(finite_loss(&loss, task)?);
-            total = Some(match total {
-                None => loss,
-                Some(acc) => (acc + loss)?,
-            });
-        }
-        if let Some(total) = total {
+        let terms = forward_losses(model, batches)?;
+        let losses = loss_values(&terms)?;
+        if let Some(total) = sum_terms(terms.iter().map(|t| Ok(t.clone())))? {
             let grads = total.backward()?;
             self.optimiser.step(&grads)?;
         }

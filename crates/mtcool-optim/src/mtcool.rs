@@ -25,7 +25,7 @@ use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OptimError, Result};
-use crate::loss::{cross_entropy, kl_divergence};
+use crate::loss::{output_divergence, task_loss};
 use crate::method::{check_batches, finite_loss, Method, StepReport, TaskBatch};
 use crate::sgd::{Sgd, SgdConfig};
 
@@ -169,7 +169,7 @@ impl MtCool {
             let loss = if perturbed {
                 self.perturbed_loss(model, task, batch, variant, rng)?
             } else {
-                cross_entropy(
+                task_loss(
                     &model.forward_task(&batch.input, task, &view)?,
                     &batch.target,
                 )?
@@ -210,9 +210,9 @@ impl MtCool {
         for _ in 0..m {
             let noise = draw_noise(model, task, self.config.noise_bound, rng)?;
             let noisy = model.forward_task(&batch.input, task, &view.with_noise(&noise))?;
-            ce_terms.push(cross_entropy(&noisy, &batch.target)?);
+            ce_terms.push(task_loss(&noisy, &batch.target)?);
             if let Some(clean) = &clean {
-                kl_terms.push(kl_divergence(clean, &noisy)?);
+                kl_terms.push(output_divergence(clean, &noisy, &batch.target)?);
             }
         }
         let mut loss = mean(&ce_terms)?;

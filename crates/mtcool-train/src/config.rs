@@ -49,7 +49,9 @@ pub struct ExperimentConfig {
     pub paper: PaperTable,
 }
 
-/// Dataset and split.
+/// Dataset and split. Each variant reads the provider's files from `<data>/<folder>`
+/// (`../docs/datasets.md` says where users obtain them; `cargo xtask data synth` writes
+/// look-alikes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, tag = "dataset", rename_all = "kebab-case")]
 pub enum DataConfig {
@@ -64,14 +66,239 @@ pub enum DataConfig {
         /// The tasks and their classes.
         tasks: Vec<TaskSpec>,
     },
+    /// Fashion-MNIST (the same IDX files, gzipped) split into tasks by class.
+    FashionMnist {
+        /// Folder under the data directory (`fashion-mnist`).
+        #[serde(default = "default_fashion_folder")]
+        folder: String,
+        /// The first `train_size` training images train; the rest validate.
+        #[serde(default = "default_train_size")]
+        train_size: usize,
+        /// The tasks and their classes.
+        tasks: Vec<TaskSpec>,
+    },
+    /// OrganCMNIST (`<folder>/organcmnist.npz`, MedMNIST v2) split into tasks by class, with
+    /// the file's own train / val / test splits.
+    Organcmnist {
+        /// Folder under the data directory (`organcmnist`).
+        #[serde(default = "default_organ_folder")]
+        folder: String,
+        /// Use only the first this many training images (before the task split).
+        #[serde(default)]
+        train_limit: Option<usize>,
+        /// The tasks and their classes (0..=10).
+        tasks: Vec<TaskSpec>,
+    },
+    /// REFUGE 2018: cup/disc segmentation (`seg`) and glaucoma classification (`cls`).
+    Refuge {
+        /// Folder under the data directory (`refuge`).
+        #[serde(default = "default_refuge_folder")]
+        folder: String,
+        /// Training images drawn from the pooled releases (paper: 800).
+        #[serde(default = "default_refuge_train")]
+        train: usize,
+        /// Validation images (0: final-epoch rule, as the paper).
+        #[serde(default)]
+        val: usize,
+        /// Test images (paper: 400).
+        #[serde(default = "default_refuge_test")]
+        test: usize,
+        /// Side of the square crop around the optic disc, in original pixels.
+        #[serde(default = "default_crop")]
+        crop_size: u32,
+        /// Side the crop is resized to.
+        #[serde(default = "default_output")]
+        output_size: u32,
+    },
+    /// HRF-AV: binary vessel (`vessel`) and artery/vein (`av`) segmentation, trained on random
+    /// patches, evaluated on whole images by overlapping sliding windows inside the FOV.
+    Hrfav {
+        /// Folder under the data directory (`hrfav`).
+        #[serde(default = "default_hrfav_folder")]
+        folder: String,
+        /// Training images (paper: 15 of 45; the rest test).
+        #[serde(default = "default_hrfav_train")]
+        train: usize,
+        /// Folder of the A/V colour images beside the HRF folders.
+        #[serde(default = "default_av_folder")]
+        av_folder: String,
+        /// Side of the square training patches and of the evaluation windows.
+        #[serde(default = "default_patch")]
+        patch_size: usize,
+        /// Patches drawn (afresh) per epoch.
+        #[serde(default = "default_patches_per_epoch")]
+        patches_per_epoch: usize,
+        /// Overlap of neighbouring evaluation windows, in pixels.
+        #[serde(default = "default_overlap")]
+        overlap: usize,
+    },
+    /// Oxford-IIIT Pet as the UCL coursework's HDF5 files: any subset of `seg`, `cls`, `box`,
+    /// `rec`, in the given order.
+    Pets {
+        /// Folder under the data directory (`pets`).
+        #[serde(default = "default_pets_folder")]
+        folder: String,
+        /// The tasks, in order.
+        tasks: Vec<String>,
+        /// Use only the first this many samples of each split.
+        #[serde(default)]
+        limit: Option<usize>,
+    },
 }
 
 fn default_mnist_folder() -> String {
     "mnist".into()
 }
+fn default_fashion_folder() -> String {
+    "fashion-mnist".into()
+}
+fn default_organ_folder() -> String {
+    "organcmnist".into()
+}
+fn default_refuge_folder() -> String {
+    "refuge".into()
+}
+fn default_hrfav_folder() -> String {
+    "hrfav".into()
+}
+fn default_pets_folder() -> String {
+    "pets".into()
+}
+fn default_av_folder() -> String {
+    "av".into()
+}
+fn default_refuge_train() -> usize {
+    800
+}
+fn default_refuge_test() -> usize {
+    400
+}
+fn default_crop() -> u32 {
+    512
+}
+fn default_output() -> u32 {
+    256
+}
+fn default_hrfav_train() -> usize {
+    15
+}
+fn default_patch() -> usize {
+    256
+}
+fn default_patches_per_epoch() -> usize {
+    600
+}
+fn default_overlap() -> usize {
+    32
+}
 
 fn default_train_size() -> usize {
     mtcool_data::mnist::PAPER_TRAIN_SIZE
+}
+
+/// The pets tasks, in the result files' names.
+pub const PET_TASKS: [&str; 4] = ["seg", "cls", "box", "rec"];
+
+impl DataConfig {
+    /// The folder under the data directory.
+    pub fn folder(&self) -> &str {
+        match self {
+            DataConfig::Mnist { folder, .. }
+            | DataConfig::FashionMnist { folder, .. }
+            | DataConfig::Organcmnist { folder, .. }
+            | DataConfig::Refuge { folder, .. }
+            | DataConfig::Hrfav { folder, .. }
+            | DataConfig::Pets { folder, .. } => folder,
+        }
+    }
+
+    /// Whether the train / test split is drawn with the run's seed (REFUGE, HRF-AV).
+    pub fn split_depends_on_seed(&self) -> bool {
+        matches!(self, DataConfig::Refuge { .. } | DataConfig::Hrfav { .. })
+    }
+
+    /// The class tasks of the class-split datasets (`None` for the image-to-image ones).
+    pub fn class_tasks(&self) -> Option<&[TaskSpec]> {
+        match self {
+            DataConfig::Mnist { tasks, .. }
+            | DataConfig::FashionMnist { tasks, .. }
+            | DataConfig::Organcmnist { tasks, .. } => Some(tasks),
+            _ => None,
+        }
+    }
+
+    /// Task names in order (the result files' `<task>/…` keys).
+    pub fn task_names(&self) -> Vec<String> {
+        match self {
+            DataConfig::Refuge { .. } => vec!["seg".into(), "cls".into()],
+            DataConfig::Hrfav { .. } => vec!["vessel".into(), "av".into()],
+            DataConfig::Pets { tasks, .. } => tasks.clone(),
+            _ => self
+                .class_tasks()
+                .unwrap_or_default()
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
+        }
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if let Some(tasks) = self.class_tasks() {
+            let classes: Vec<ClassTask> = tasks.iter().map(ClassTask::from).collect();
+            mtcool_data::tasks::validate_tasks(&classes).map_err(|e| e.to_string())?;
+            let max = match self {
+                DataConfig::Organcmnist { .. } => mtcool_data::organcmnist::CLASSES as u8 - 1,
+                _ => 9,
+            };
+            if classes.iter().flat_map(|t| &t.classes).any(|&c| c > max) {
+                return Err(format!("this dataset's classes are 0..={max}"));
+            }
+        }
+        match self {
+            DataConfig::Pets { tasks, .. } => {
+                if tasks.is_empty() {
+                    return Err("pets needs at least one task".into());
+                }
+                for (i, t) in tasks.iter().enumerate() {
+                    if !PET_TASKS.contains(&t.as_str()) {
+                        return Err(format!(
+                            "unknown pets task `{t}` (known: seg, cls, box, rec)"
+                        ));
+                    }
+                    if tasks[..i].contains(t) {
+                        return Err(format!("pets task `{t}` is listed twice"));
+                    }
+                }
+            }
+            DataConfig::Refuge {
+                train,
+                test,
+                crop_size,
+                output_size,
+                ..
+            } if *train == 0 || *test == 0 || *crop_size == 0 || *output_size == 0 => {
+                return Err("refuge: train, test, crop_size and output_size must be ≥ 1".into());
+            }
+            DataConfig::Hrfav {
+                train,
+                patch_size,
+                patches_per_epoch,
+                overlap,
+                ..
+            } => {
+                if *train == 0 || *patch_size == 0 || *patches_per_epoch == 0 {
+                    return Err("hrfav: train, patch_size and patches_per_epoch must be ≥ 1".into());
+                }
+                if overlap >= patch_size {
+                    return Err(format!(
+                        "hrfav: overlap {overlap} must be smaller than patch_size {patch_size}"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// One task of a class split.
@@ -102,14 +329,25 @@ pub struct ModelConfig {
     /// Convolution and pooling implementation: `fast` (custom CPU ops) or `candle`.
     #[serde(default)]
     pub ops: Ops,
+    /// Encoder widths of `unet` / `psinet` (`w_0..w_depth`); default: the paper's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widths: Option<Vec<usize>>,
+    /// Down-sampling levels of `psinet` (the report's depth ablation: 3); default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
 }
 
 /// Architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Arch {
-    /// LeNet-MT (28 × 28 grey input).
+    /// LeNet-MT (28 × 28 grey input; MNIST, Fashion-MNIST, OrganCMNIST).
     Lenet,
+    /// U-Net-MT: a partitioned 4-level encoder, one decoder or classifier per task (REFUGE,
+    /// HRF-AV).
+    Unet,
+    /// Psi-Net: one encoder, a U-Net decoder per dense task, dense heads (pets).
+    Psinet,
 }
 
 /// Which implementation of convolution and pooling the model uses.
@@ -190,6 +428,12 @@ pub struct QuickConfig {
     pub train_limit: Option<usize>,
     /// MT-COOL warm-up epochs in a quick run.
     pub warmup_epochs: usize,
+    /// Keys of `[data]` replaced in a quick run (e.g. smaller crops, fewer images).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<toml::Table>,
+    /// Keys of `[model]` replaced in a quick run (e.g. narrower widths).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<toml::Table>,
 }
 
 impl Default for QuickConfig {
@@ -199,6 +443,8 @@ impl Default for QuickConfig {
             runs: 1,
             train_limit: None,
             warmup_epochs: 1,
+            data: None,
+            model: None,
         }
     }
 }
@@ -257,8 +503,8 @@ pub struct RunSettings {
     pub baselines: BaselineConfig,
     /// Diagnostics recorded by each run (not part of result fingerprints).
     pub diagnostics: DiagnosticsConfig,
-    /// Convolution and pooling implementation.
-    pub ops: Ops,
+    /// The network (with `--ops` applied).
+    pub model: ModelConfig,
 }
 
 impl RunSettings {
@@ -296,7 +542,7 @@ impl RunSettings {
             self.batch_size,
             self.train_limit,
             self.sgd,
-            self.ops,
+            self.model.ops,
         );
         format!("{}{own}", json(&common))
     }
@@ -360,13 +606,51 @@ impl ExperimentConfig {
         if self.quick.epochs == 0 || self.quick.runs == 0 {
             return Err(fail("quick.epochs and quick.runs must be ≥ 1".into()));
         }
-        let DataConfig::Mnist { tasks, .. } = &self.data;
-        let tasks: Vec<ClassTask> = tasks.iter().map(ClassTask::from).collect();
-        mtcool_data::tasks::validate_tasks(&tasks).map_err(|e| fail(e.to_string()))?;
-        if tasks.iter().flat_map(|t| &t.classes).any(|&c| c > 9) {
-            return Err(fail("MNIST classes are 0..=9".into()));
+        self.data.validate().map_err(fail)?;
+        let wants = match &self.data {
+            DataConfig::Refuge { .. } | DataConfig::Hrfav { .. } => Arch::Unet,
+            DataConfig::Pets { .. } => Arch::Psinet,
+            _ => Arch::Lenet,
+        };
+        if self.model.arch != wants {
+            return Err(fail(format!(
+                "model.arch {:?} does not fit this dataset (expected {:?})",
+                self.model.arch, wants
+            )));
+        }
+        if (self.quick.data.is_some() || self.quick.model.is_some()) && !self.quick_table_free() {
+            self.resolved(true)
+                .and_then(|c| c.validate(path))
+                .map_err(|e| fail(format!("[quick] overrides: {e}")))?;
         }
         Ok(())
+    }
+
+    fn quick_table_free(&self) -> bool {
+        self.quick.data.as_ref().is_none_or(|t| t.is_empty())
+            && self.quick.model.as_ref().is_none_or(|t| t.is_empty())
+    }
+
+    /// The configuration a run uses: for `quick`, `[quick.data]` and `[quick.model]` replace
+    /// the keys they name.
+    pub fn resolved(&self, quick: bool) -> Result<ExperimentConfig> {
+        if !quick || self.quick_table_free() {
+            return Ok(self.clone());
+        }
+        let problem = |e: String| TrainError::Config {
+            path: PathBuf::from(format!("{}.toml", self.name)),
+            problem: format!("[quick] overrides: {e}"),
+        };
+        let mut out = self.clone();
+        out.quick.data = None;
+        out.quick.model = None;
+        if let Some(over) = &self.quick.data {
+            out.data = merge(&self.data, over).map_err(problem)?;
+        }
+        if let Some(over) = &self.quick.model {
+            out.model = merge(&self.model, over).map_err(problem)?;
+        }
+        Ok(out)
     }
 
     /// The grid's methods.
@@ -376,8 +660,7 @@ impl ExperimentConfig {
 
     /// Task names in order.
     pub fn task_names(&self) -> Vec<String> {
-        let DataConfig::Mnist { tasks, .. } = &self.data;
-        tasks.iter().map(|t| t.name.clone()).collect()
+        self.data.task_names()
     }
 
     /// The settings after `--quick` and overrides.
@@ -402,15 +685,31 @@ impl ExperimentConfig {
             mtcool,
             baselines: self.baselines.clone(),
             diagnostics: self.diagnostics.clone(),
-            ops: overrides.ops.unwrap_or(self.model.ops),
+            model: ModelConfig {
+                ops: overrides.ops.unwrap_or(self.model.ops),
+                ..self.model.clone()
+            },
         }
     }
 
     /// The data folder of this experiment under `data_dir`.
     pub fn data_folder(&self, data_dir: &Path) -> PathBuf {
-        let DataConfig::Mnist { folder, .. } = &self.data;
-        data_dir.join(folder)
+        data_dir.join(self.data.folder())
     }
+}
+
+/// `base` with the keys of `over` replaced (one level deep), as the same type.
+fn merge<T: Serialize + serde::de::DeserializeOwned>(
+    base: &T,
+    over: &toml::Table,
+) -> std::result::Result<T, String> {
+    let mut table = toml::Table::try_from(base).map_err(|e| e.to_string())?;
+    for (k, v) in over {
+        table.insert(k.clone(), v.clone());
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())
 }
 
 #[cfg(test)]

@@ -9,12 +9,12 @@
 
 use candle_core::{DType, Tensor, Var};
 use mtcool_models::{MultiTaskModel, Sharing, SliceView};
-use mtcool_optim::loss::cross_entropy;
-use rand::Rng;
+use mtcool_optim::loss::task_loss;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::TaskTensors;
+use crate::data::Dataset;
 use crate::error::Result;
 
 /// Which diagnostics a run records (`[diagnostics]` in a config).
@@ -56,13 +56,38 @@ pub struct FlatnessPoint {
     pub sd: f64,
 }
 
-/// The probe batch of every task.
-pub fn probe_batches(tasks: &[TaskTensors], size: usize) -> Result<Vec<(Tensor, Tensor)>> {
-    tasks
+/// The probe batch of every task: normalised inputs and targets. `size` counts 28 × 28
+/// images; larger images are fewer, for the same number of pixels. Patch-trained datasets
+/// probe on fixed patches (drawn with a seed of their own).
+pub fn probe_batches(dataset: &Dataset, size: usize) -> Result<Vec<(Tensor, Tensor)>> {
+    let fixed_patches = match &dataset.patches {
+        Some(p) => {
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let count = (size * 28 * 28 / (p.size * p.size)).clamp(1, p.per_epoch);
+            let set = mtcool_data::transforms::random_patches(&p.source, count, p.size, &mut rng)?;
+            Some(crate::data::dense_split(&set, dataset.normaliser.device())?)
+        }
+        None => None,
+    };
+    dataset
+        .tasks
         .iter()
-        .map(|t| {
-            let split = if t.val.len > 0 { &t.val } else { &t.train };
-            split.range(0, size.min(split.len))
+        .enumerate()
+        .map(|(t, task)| {
+            let split = match &fixed_patches {
+                Some(p) => &p[t],
+                None if task.val.len > 0 => &task.val,
+                None => &task.train,
+            };
+            let pixels: usize = split.images.dims()[2..].iter().product();
+            let n = (size * 28 * 28 / pixels.max(1)).clamp(1, size.max(1));
+            let (raw, target, _) = split.range(0, n.min(split.len))?;
+            let x = dataset.normaliser.apply(&raw)?;
+            let y = match target {
+                Some(y) => y,
+                None => x.clone(),
+            };
+            Ok((x, y))
         })
         .collect()
 }
@@ -94,7 +119,7 @@ pub fn gradient_cosines(
     let view = SliceView::all();
     let mut grads: Vec<Vec<Tensor>> = Vec::with_capacity(probes.len());
     for (task, (x, y)) in probes.iter().enumerate() {
-        let loss = cross_entropy(&model.forward_task(x, task, &view)?, y)?;
+        let loss = task_loss(&model.forward_task(x, task, &view)?, y)?;
         let store = loss.backward()?;
         grads.push(
             vars.iter()
@@ -182,7 +207,7 @@ pub fn flatness(
                     }
                 }
                 let logits = model.forward_task(&x.detach(), task, &view)?.detach();
-                losses.push(scalar(&cross_entropy(&logits, y)?)?);
+                losses.push(scalar(&task_loss(&logits, y)?)?);
             }
             for (var, orig) in vars.iter().zip(&saved) {
                 var.set(orig)?;

@@ -14,6 +14,9 @@ pub enum TrainError {
     /// A tensor operation failed.
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
+    /// A metric could not be computed.
+    #[error("metric: {0}")]
+    Metric(#[from] mtcool_metrics::MetricsError),
     /// An experiment configuration is invalid.
     #[error("{path}: {problem}")]
     Config {

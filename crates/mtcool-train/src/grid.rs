@@ -119,7 +119,7 @@ fn run_fingerprint(
 
 /// Runs (or resumes) the grid and writes `summary.json` and `table.md`.
 pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
-    let config = &request.config;
+    let config = &request.config.resolved(request.overrides.quick)?;
     let settings = config.settings(&request.overrides);
     let methods = match &request.methods {
         Some(m) => m.clone(),
@@ -154,16 +154,32 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
     let mut failures = Vec::new();
     let mut interrupted = false;
     let mut throughput: Vec<(String, Vec<f64>)> = Vec::new();
+    // Datasets whose split depends on the run's seed (REFUGE, HRF-AV) are read once per seed:
+    // run seed by seed.
+    let seeded_split = config.data.split_depends_on_seed();
+    if seeded_split {
+        pending.sort_by_key(|p| (p.1, p.0));
+    }
     if !pending.is_empty() {
-        let tasks = crate::data::load(
+        let split_seed = |seed: u64| if seeded_split { seed } else { settings.seed };
+        let mut data_seed = split_seed(pending[0].1);
+        let mut dataset = crate::data::load(
             config,
             &request.data_dir,
             settings.train_limit,
+            data_seed,
             &request.device,
         )?;
-        crate::data::check_input_shape(&tasks)?;
+        // Fail on a model that does not fit the data before the first run starts.
+        crate::run::build_model(
+            records[pending[0].0].0,
+            &dataset,
+            &settings.model,
+            &request.device,
+            0,
+        )?;
         let iterations =
-            crate::data::iterations_per_epoch(&tasks, settings.batch_size) * settings.epochs;
+            crate::data::iterations_per_epoch(&dataset, settings.batch_size) * settings.epochs;
         tracing::info!(
             "{}: {} run(s) to train ({} reused), {} epoch(s) of {} iterations each, on {device}",
             config.name,
@@ -181,6 +197,16 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
                 interrupted = true;
                 break;
             }
+            if split_seed(seed) != data_seed {
+                data_seed = split_seed(seed);
+                dataset = crate::data::load(
+                    config,
+                    &request.data_dir,
+                    settings.train_limit,
+                    data_seed,
+                    &request.device,
+                )?;
+            }
             let method = records[m].0;
             let label = format!("{method} seed {seed}");
             let bar = progress.run_bar(&label, iterations);
@@ -188,7 +214,7 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
                 method,
                 seed,
                 &settings,
-                &tasks,
+                &dataset,
                 &request.device,
                 &fp,
                 Some(&bar),

@@ -5,15 +5,18 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
-use mtcool_models::{LeNetMt, MultiTaskModel};
+use mtcool_models::{
+    LeNetMt, MultiTaskModel, PsiNet, PsiNetConfig, PsiTask, TaskHead, UNetConfig, UNetMt,
+};
 use mtcool_optim::{MethodKind, TaskBatch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{Ops, RunSettings};
-use crate::data::{iterations_per_epoch, Sampler, TaskTensors};
+use crate::config::{Arch, ModelConfig, RunSettings};
+use crate::data::{iterations_per_epoch, Dataset, Sampler, SplitTensors, TaskKind};
 use crate::diagnostics::{flatness, gradient_cosines, probe_batches};
 use crate::error::Result;
+use crate::error::TrainError;
 use crate::evaluate::evaluate;
 use crate::results::{EpochRecord, Metrics, RunRecord};
 
@@ -47,63 +50,210 @@ impl RunRngs {
     }
 }
 
-/// Builds the network a method needs for these tasks.
+/// Builds the network `model` describes, in the sharing mode method `kind` needs, with heads
+/// for the dataset's tasks.
 pub fn build_model(
     kind: MethodKind,
-    tasks: &[TaskTensors],
+    dataset: &Dataset,
+    model: &ModelConfig,
     device: &Device,
     init_seed: u64,
-    ops: Ops,
-) -> Result<LeNetMt> {
-    let classes: Vec<usize> = tasks.iter().map(|t| t.num_classes).collect();
-    Ok(LeNetMt::new(device, kind.sharing(), &classes, init_seed)?.with_ops(ops.into()))
+) -> Result<Box<dyn MultiTaskModel>> {
+    let kinds: Vec<TaskKind> = dataset.tasks.iter().map(|t| t.kind.clone()).collect();
+    build_network(
+        kind,
+        &kinds,
+        &dataset.input_shape(),
+        model,
+        device,
+        init_seed,
+    )
 }
 
-/// Trains `kind` with `seed` on `tasks` and evaluates it on the test splits after the last
-/// epoch. `bar` (if any) advances once per iteration.
+/// Builds the network for tasks of `kinds` on images of `shape` `(C, H, W)`.
+pub fn build_network(
+    kind: MethodKind,
+    kinds: &[TaskKind],
+    shape: &[usize],
+    model: &ModelConfig,
+    device: &Device,
+    init_seed: u64,
+) -> Result<Box<dyn MultiTaskModel>> {
+    let channels = shape.first().copied().unwrap_or(1);
+    let unfit = |problem: String| TrainError::Config {
+        path: "model".into(),
+        problem,
+    };
+    let sharing = kind.sharing();
+    let ops = model.ops.into();
+    let built: Box<dyn MultiTaskModel> = match model.arch {
+        Arch::Lenet => {
+            if shape != [1, 28, 28] {
+                return Err(unfit(format!(
+                    "LeNet-MT needs 1×28×28 images, got {shape:?}"
+                )));
+            }
+            let classes = kinds
+                .iter()
+                .map(|k| match k {
+                    TaskKind::Class { classes } => Ok(*classes),
+                    other => Err(unfit(format!("LeNet-MT cannot learn a {other:?} task"))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Box::new(LeNetMt::new(device, sharing, &classes, init_seed)?.with_ops(ops))
+        }
+        Arch::Unet => {
+            let seg_task = kinds
+                .iter()
+                .position(|k| matches!(k, TaskKind::Mask { .. }));
+            let heads = kinds
+                .iter()
+                .map(|k| match (k, seg_task) {
+                    (TaskKind::Mask { classes, .. }, _) => {
+                        Ok(TaskHead::Segmentation { classes: *classes })
+                    }
+                    (TaskKind::Class { classes }, Some(seg_task)) => {
+                        Ok(TaskHead::GuidedClassification {
+                            classes: *classes,
+                            seg_task,
+                        })
+                    }
+                    (TaskKind::Class { classes }, None) => {
+                        Ok(TaskHead::Dense { outputs: *classes })
+                    }
+                    (TaskKind::BoundingBox, _) => Ok(TaskHead::Dense { outputs: 4 }),
+                    (TaskKind::Reconstruction { channels }, _) => Ok(TaskHead::Reconstruction {
+                        channels: *channels,
+                    }),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut config = UNetConfig::new(heads).with_in_channels(channels);
+            if let Some(w) = &model.widths {
+                config = config.with_widths(w);
+            }
+            Box::new(UNetMt::new(device, sharing, config, init_seed)?.with_ops(ops))
+        }
+        Arch::Psinet => {
+            let tasks = kinds
+                .iter()
+                .map(|k| match k {
+                    TaskKind::Mask { classes, .. } => PsiTask::Segmentation { classes: *classes },
+                    TaskKind::Class { classes } => PsiTask::Classification { classes: *classes },
+                    TaskKind::BoundingBox => PsiTask::BoundingBox,
+                    TaskKind::Reconstruction { channels } => PsiTask::Reconstruction {
+                        channels: *channels,
+                    },
+                })
+                .collect();
+            let mut config = PsiNetConfig::new(tasks);
+            config.in_channels = channels;
+            if let Some(w) = &model.widths {
+                config = config.with_widths(w);
+            }
+            if let Some(d) = model.depth {
+                config = config.with_depth(d);
+            }
+            Box::new(PsiNet::new(device, sharing, config, init_seed)?.with_ops(ops))
+        }
+    };
+    Ok(built)
+}
+
+/// One training batch per task. With a shared input, every task gets the same normalised
+/// image tensor (so the encoder runs once) and the reconstruction target is that tensor.
+fn draw_batches(
+    dataset: &Dataset,
+    train: &[&SplitTensors],
+    samplers: &mut [Sampler],
+    batch_size: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Vec<TaskBatch>, usize)> {
+    let mut batches = Vec::with_capacity(train.len());
+    let mut images = 0;
+    let mut shared: Option<(Vec<u32>, Tensor)> = None;
+    for (t, split) in train.iter().enumerate() {
+        let indices = match (&shared, dataset.shared_input) {
+            (Some((indices, _)), true) => indices.clone(),
+            _ => samplers[t].next_batch(batch_size, rng).to_vec(),
+        };
+        let (raw, target) = split.batch(&indices)?;
+        let input = match &shared {
+            Some((_, input)) if dataset.shared_input => input.clone(),
+            _ => {
+                images += indices.len();
+                let input = dataset.normaliser.apply(&raw)?;
+                if dataset.shared_input {
+                    shared = Some((indices, input.clone()));
+                }
+                input
+            }
+        };
+        let target = match target {
+            Some(t) => t,
+            None => input.detach(),
+        };
+        batches.push(TaskBatch { input, target });
+    }
+    Ok((batches, images))
+}
+
+/// Trains `kind` with `seed` on `dataset` and evaluates it on the test splits after the last
+/// epoch (or the best one, with early stopping). `bar` (if any) advances once per iteration.
 pub fn train_run(
     kind: MethodKind,
     seed: u64,
     settings: &RunSettings,
-    tasks: &[TaskTensors],
+    dataset: &Dataset,
     device: &Device,
     fingerprint: &str,
     bar: Option<&ProgressBar>,
 ) -> Result<RunRecord> {
     let start = Instant::now();
     let mut rngs = RunRngs::new(seed);
-    let model = build_model(kind, tasks, device, rngs.init_seed, settings.ops)?;
-    let mut method = mtcool_optim::build(kind, &model, &settings.method_options())?;
-    let mut samplers: Vec<Sampler> = tasks.iter().map(|t| Sampler::new(t.train.len)).collect();
-    let iterations = iterations_per_epoch(tasks, settings.batch_size);
+    let mut model = build_model(kind, dataset, &settings.model, device, rngs.init_seed)?;
+    let mut method = mtcool_optim::build(kind, model.as_ref(), &settings.method_options())?;
+    let tasks = &dataset.tasks;
+    let n_tasks = tasks.len();
+    let mut samplers: Vec<Sampler> = match &dataset.patches {
+        Some(p) => vec![Sampler::new(p.per_epoch); n_tasks],
+        None => tasks.iter().map(|t| Sampler::new(t.train.len)).collect(),
+    };
+    let iterations = iterations_per_epoch(dataset, settings.batch_size);
     let mut history = Vec::with_capacity(settings.epochs);
     let diagnostics = &settings.diagnostics;
-    let probes = probe_batches(tasks, diagnostics.probe_size)?;
+    let probes = probe_batches(dataset, diagnostics.probe_size)?;
     let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
     let all_params = model.all_params();
     let mut images = 0usize;
     let mut train_seconds = 0.0;
     for epoch in 0..settings.epochs {
         method.begin_epoch(epoch);
+        let patches = dataset.epoch_patches(&mut rngs.data)?;
+        let train: Vec<&SplitTensors> = match &patches {
+            Some(p) => p.iter().collect(),
+            None => tasks.iter().map(|t| &t.train).collect(),
+        };
         for s in &mut samplers {
             s.reshuffle(&mut rngs.data);
         }
+        model.set_training(true);
         let epoch_start = Instant::now();
-        let mut loss_sums = vec![0.0; tasks.len()];
-        let mut clamp_sums = vec![0.0; tasks.len()];
-        let mut clamp_counts = vec![0usize; tasks.len()];
+        let mut loss_sums = vec![0.0; n_tasks];
+        let mut clamp_sums = vec![0.0; n_tasks];
+        let mut clamp_counts = vec![0usize; n_tasks];
         for _ in 0..iterations {
             if crate::interrupt::requested() {
-                return Err(crate::error::TrainError::Interrupted);
+                return Err(TrainError::Interrupted);
             }
-            let mut batches = Vec::with_capacity(tasks.len());
-            for (t, task) in tasks.iter().enumerate() {
-                let indices = samplers[t].next_batch(settings.batch_size, &mut rngs.data);
-                images += indices.len();
-                let (input, target) = task.train.batch(indices)?;
-                batches.push(TaskBatch { input, target });
-            }
-            let report = method.step(&model, &batches, &mut rngs.method)?;
+            let (batches, seen) = draw_batches(
+                dataset,
+                &train,
+                &mut samplers,
+                settings.batch_size,
+                &mut rngs.data,
+            )?;
+            images += seen;
+            let report = method.step(model.as_ref(), &batches, &mut rngs.method)?;
             for (t, loss) in report.losses.iter().enumerate() {
                 loss_sums[t] += loss;
             }
@@ -119,6 +269,7 @@ pub fn train_run(
         }
         let seconds = epoch_start.elapsed().as_secs_f64();
         train_seconds += seconds;
+        model.set_training(false);
         let mut record = EpochRecord {
             epoch: epoch + 1,
             seconds,
@@ -128,7 +279,7 @@ pub fn train_run(
             gradient_cosine: BTreeMap::new(),
         };
         if diagnostics.gradient_conflict {
-            for (a, b, cos) in gradient_cosines(&model, &probes)?.unwrap_or_default() {
+            for (a, b, cos) in gradient_cosines(model.as_ref(), &probes)?.unwrap_or_default() {
                 record
                     .gradient_cosine
                     .insert(format!("{}~{}", tasks[a].name, tasks[b].name), cos);
@@ -144,14 +295,12 @@ pub fn train_run(
                     .insert(task.name.clone(), clamp_sums[t] / clamp_counts[t] as f64);
             }
             if task.val.len > 0 {
-                let e = evaluate(&model, t, &task.val)?;
-                record.val.insert(format!("{}/loss", task.name), e.loss);
-                record
-                    .val
-                    .insert(format!("{}/accuracy", task.name), e.accuracy);
+                for (metric, value) in evaluate(model.as_ref(), dataset, t, &task.val)? {
+                    record.val.insert(format!("{}/{metric}", task.name), value);
+                }
             }
         }
-        let summary = describe_epoch(&record, tasks);
+        let summary = describe_epoch(&record, &dataset.task_names());
         tracing::info!(
             "{kind} seed {seed} epoch {}/{}: {summary}",
             epoch + 1,
@@ -193,15 +342,23 @@ pub fn train_run(
         }
         None => None,
     };
+    model.set_training(false);
     let mut metrics = Metrics::new();
     for (t, task) in tasks.iter().enumerate() {
-        metrics.insert(
-            format!("{}/accuracy", task.name),
-            evaluate(&model, t, &task.test)?.accuracy,
-        );
+        for (metric, value) in evaluate(model.as_ref(), dataset, t, &task.test)? {
+            if metric != "loss" {
+                metrics.insert(format!("{}/{metric}", task.name), value);
+            }
+        }
     }
-    let names: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
-    let flatness = flatness(&model, &names, &probes, diagnostics, &mut rngs.diagnostics)?;
+    let names = dataset.task_names();
+    let flatness = flatness(
+        model.as_ref(),
+        &names,
+        &probes,
+        diagnostics,
+        &mut rngs.diagnostics,
+    )?;
     Ok(RunRecord {
         method: kind.name().to_string(),
         seed,
@@ -221,19 +378,15 @@ pub fn train_run(
     })
 }
 
-fn describe_epoch(record: &EpochRecord, tasks: &[TaskTensors]) -> String {
+fn describe_epoch(record: &EpochRecord, tasks: &[String]) -> String {
     let mut parts = Vec::new();
     for task in tasks {
-        let loss = record
-            .train_loss
-            .get(&task.name)
-            .copied()
-            .unwrap_or(f64::NAN);
-        let mut part = format!("{} loss {loss:.4}", task.name);
-        if let Some(acc) = record.val.get(&format!("{}/accuracy", task.name)) {
+        let loss = record.train_loss.get(task).copied().unwrap_or(f64::NAN);
+        let mut part = format!("{task} loss {loss:.4}");
+        if let Some(acc) = record.val.get(&format!("{task}/accuracy")) {
             part.push_str(&format!(" val {:.2}%", 100.0 * acc));
         }
-        if let Some(c) = record.clamped_fraction.get(&task.name) {
+        if let Some(c) = record.clamped_fraction.get(task) {
             part.push_str(&format!(" clamped {:.2e}", c));
         }
         parts.push(part);

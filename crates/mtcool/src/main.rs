@@ -131,33 +131,32 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Params { config } => {
             let config = ExperimentConfig::load(&config)?;
-            let classes: Vec<usize> = match &config.data {
-                mtcool_train::config::DataConfig::Mnist { tasks, .. } => {
-                    tasks.iter().map(|t| t.classes.len()).collect()
-                }
-            };
-            println!("| method | sharing | parameters |\n|---|---|---:|");
+            let (kinds, shape) = mtcool_train::data::configured_tasks(&config.data);
+            println!(
+                "{}: {:?} on {:?} inputs\n\n| method | sharing | parameters |\n|---|---|---:|",
+                config.name, config.model.arch, shape
+            );
             for kind in config.method_kinds()? {
-                let model = mtcool_models::LeNetMt::new(
+                let model = mtcool_train::run::build_network(
+                    kind,
+                    &kinds,
+                    &shape,
+                    &config.model,
                     &candle_core::Device::Cpu,
-                    kind.sharing(),
-                    &classes,
                     0,
                 )?;
-                println!(
-                    "| {kind} | {} | {} |",
-                    kind.sharing(),
-                    mtcool_models::MultiTaskModel::param_count(&model)
-                );
+                println!("| {kind} | {} | {} |", kind.sharing(), model.param_count());
             }
         }
         Command::CheckData { config, data } => {
             let config = ExperimentConfig::load(&config)?;
-            let tasks = mtcool_train::data::load(&config, &data, None, &candle_core::Device::Cpu)?;
-            for t in tasks {
+            let dataset =
+                mtcool_train::data::load(&config, &data, None, 0, &candle_core::Device::Cpu)?;
+            println!("input {:?}", dataset.input_shape());
+            for t in &dataset.tasks {
                 println!(
-                    "{}: {} classes, {} train / {} validation / {} test images",
-                    t.name, t.num_classes, t.train.len, t.val.len, t.test.len
+                    "{}: {:?}, {} train / {} validation / {} test images",
+                    t.name, t.kind, t.train.len, t.val.len, t.test.len
                 );
             }
         }

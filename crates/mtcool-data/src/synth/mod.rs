@@ -1,1 +1,78 @@
-//! Synthetic look-alikes of every dataset, written in the providers' on-disk formats.
+//! Synthetic look-alikes of every dataset, written in the providers' on-disk formats by the
+//! readers' own `write_synthetic` functions, small enough for tests and quick runs.
+//!
+//! [`write_all`] writes the layout of the data directory (`refuge/`, `hrfav/`, `pets/`,
+//! `organcmnist/organcmnist.npz`), so `--data DIR` works on its output as on real data. The
+//! pets HDF5 files need the `hdf5` feature; without it they are not written.
+
+use std::path::Path;
+
+use crate::Result;
+
+/// How much synthetic data [`write_all`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynthSizes {
+    /// REFUGE images per release (Training, Validation, Test).
+    pub refuge_per_release: usize,
+    /// Side of the REFUGE images.
+    pub refuge_size: u32,
+    /// HRF images per group (healthy, diabetic retinopathy, glaucoma).
+    pub hrf_per_group: usize,
+    /// HRF image width and height.
+    pub hrf_size: (u32, u32),
+    /// Pets samples in train, val, test.
+    pub pets: [usize; 3],
+    /// Side of the pets images.
+    pub pets_size: usize,
+    /// OrganCMNIST images in train, val, test.
+    pub organ: [usize; 3],
+}
+
+impl Default for SynthSizes {
+    fn default() -> Self {
+        Self {
+            refuge_per_release: 16,
+            refuge_size: 160,
+            hrf_per_group: 4,
+            hrf_size: (192, 128),
+            pets: [48, 16, 16],
+            pets_size: 64,
+            organ: [1100, 220, 440],
+        }
+    }
+}
+
+/// Whether this build writes (and reads) the pets HDF5 files.
+pub const WITH_PETS: bool = cfg!(feature = "hdf5");
+
+/// Writes every synthetic dataset under `out`, deterministically from `seed` (the pets files
+/// only with the `hdf5` feature: see [`WITH_PETS`]).
+pub fn write_all(out: &Path, sizes: &SynthSizes, seed: u64) -> Result<()> {
+    crate::refuge::write_synthetic(
+        &out.join("refuge"),
+        sizes.refuge_per_release,
+        sizes.refuge_size,
+        seed,
+    )?;
+    crate::hrfav::write_synthetic(
+        &out.join("hrfav"),
+        sizes.hrf_per_group,
+        sizes.hrf_size.0,
+        sizes.hrf_size.1,
+        seed.wrapping_add(1),
+    )?;
+    #[cfg(feature = "hdf5")]
+    crate::pets::write_synthetic(
+        &out.join("pets"),
+        sizes.pets,
+        sizes.pets_size,
+        seed.wrapping_add(2),
+    )?;
+    let organ_dir = out.join("organcmnist");
+    std::fs::create_dir_all(&organ_dir).map_err(|e| crate::DataError::io(&organ_dir, e))?;
+    crate::organcmnist::write_synthetic(
+        &organ_dir.join(crate::organcmnist::FILE_NAME),
+        sizes.organ,
+        seed.wrapping_add(3),
+    )
+}

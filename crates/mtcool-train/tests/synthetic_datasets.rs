@@ -1,0 +1,114 @@
+//! The image-to-image experiments end to end on synthetic files in the real formats
+//! (`mtcool_data::synth`): REFUGE, HRF-AV, pets and OrganCMNIST train with their committed
+//! experiment configs (quick settings), and every metric of the summary is finite and in
+//! range, under the task names of the results contract.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use mtcool_train::config::Overrides;
+use mtcool_train::results::Summary;
+use mtcool_train::{run_grid, ExperimentConfig, GridRequest, MethodKind};
+
+fn experiments() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
+}
+
+fn synth() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    mtcool_data::synth::write_all(dir.path(), &Default::default(), 0).unwrap();
+    dir
+}
+
+/// Runs `methods` of experiment `name` with its quick settings on `data`; returns the summary.
+fn quick(name: &str, methods: &[MethodKind], data: &Path) -> Summary {
+    let out = tempfile::tempdir().unwrap();
+    let config = ExperimentConfig::load(&experiments().join(format!("{name}.toml"))).unwrap();
+    let request = GridRequest {
+        config,
+        data_dir: data.to_path_buf(),
+        out_dir: out.path().to_path_buf(),
+        methods: Some(methods.to_vec()),
+        overrides: Overrides {
+            quick: true,
+            epochs: Some(1),
+            ..Default::default()
+        },
+        device: Device::Cpu,
+    };
+    let report = run_grid(&request).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let text = std::fs::read_to_string(&report.summary_path).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every metric is finite; fractions lie in [0, 1]; each task has a metric.
+fn check(summary: &Summary, tasks: &[&str]) {
+    for (method, m) in &summary.methods {
+        for task in tasks {
+            assert!(
+                m.mean.keys().any(|k| k.starts_with(&format!("{task}/"))),
+                "{method}: no metric for task {task}: {:?}",
+                m.mean.keys()
+            );
+        }
+        for (key, value) in &m.mean {
+            assert!(value.is_finite(), "{method} {key} = {value}");
+            if !key.ends_with("/mse") {
+                assert!((0.0..=1.0).contains(value), "{method} {key} = {value}");
+            }
+        }
+    }
+}
+
+#[test]
+fn refuge_hrfav_pets_and_organcmnist_train_on_synthetic_files() {
+    let data = synth();
+    let refuge = quick(
+        "refuge",
+        &[MethodKind::Joint, MethodKind::MtCool],
+        data.path(),
+    );
+    check(&refuge, &["seg", "cls"]);
+    let m = &refuge.methods["joint"].mean;
+    for key in [
+        "seg/cup_dice",
+        "seg/disc_dice",
+        "cls/accuracy",
+        "cls/specificity",
+    ] {
+        assert!(m.contains_key(key), "refuge lacks {key}: {:?}", m.keys());
+    }
+
+    let hrfav = quick("hrfav", &[MethodKind::Independent], data.path());
+    check(&hrfav, &["vessel", "av"]);
+    let m = &hrfav.methods["independent"].mean;
+    for key in [
+        "vessel/f1",
+        "av/artery_f1",
+        "av/vein_accuracy",
+        "av/accuracy",
+    ] {
+        assert!(m.contains_key(key), "hrfav lacks {key}: {:?}", m.keys());
+    }
+
+    let organ = quick("organcmnist", &[MethodKind::Joint], data.path());
+    check(&organ, &["organs-a", "organs-b"]);
+}
+
+#[cfg(feature = "hdf5")]
+#[test]
+fn pets_trains_on_synthetic_hdf5_files() {
+    let data = synth();
+    let pets = quick(
+        "pets",
+        &[MethodKind::Fixed, MethodKind::Uncertainty],
+        data.path(),
+    );
+    check(&pets, &["seg", "cls", "box", "rec"]);
+    let m = &pets.methods["fixed"].mean;
+    for key in ["seg/accuracy", "seg/iou", "seg/dice", "box/iou", "rec/mse"] {
+        assert!(m.contains_key(key), "pets lacks {key}: {:?}", m.keys());
+    }
+}
