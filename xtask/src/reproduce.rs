@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use mtcool_train::config::{DataConfig, Overrides};
-use mtcool_train::{ExperimentConfig, GridRequest, MethodKind};
+use mtcool_train::{ExperimentConfig, GridRequest};
 
 use crate::{data, in_workspace, workspace_root};
 
@@ -51,16 +51,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         args.experiments.clone()
     };
-    let methods = args
-        .methods
-        .as_ref()
-        .map(|list| {
-            list.iter()
-                .map(|m| m.trim().parse::<MethodKind>())
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()
-        .context("--methods")?;
+    let methods = args.methods.clone();
     let device = mtcool_train::parse_device(&args.device)?;
     let data_dir = in_workspace(&args.data);
     let out_dir = in_workspace(&args.out);

@@ -133,6 +133,14 @@ impl MethodKind {
         }
     }
 
+    /// Whether the method has options (`[mtcool]` or `[baselines.<name>]` in a config).
+    pub fn has_options(self) -> bool {
+        !matches!(
+            self,
+            MethodKind::Joint | MethodKind::Independent | MethodKind::PcGrad
+        )
+    }
+
     /// Whether a step needs one backward pass per task (the gradient aggregators).
     pub fn per_task_gradients(self) -> bool {
         matches!(

@@ -553,6 +553,113 @@ pub(crate) fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// One row of a grid: a method, optionally with some of its options replaced, written
+/// `mtcool[noise_bound = 0.05]` or `fixed[weights = [1, 1, 0.001]]` (the bracket holds the
+/// keys of an inline TOML table over `[mtcool]` or `[baselines.<method>]`). Parameter studies
+/// and the weight rows of the pets table are such variants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodSpec {
+    /// The row's name, as written (result keys and files use it).
+    pub label: String,
+    /// The method.
+    pub kind: MethodKind,
+    /// Replaced options.
+    pub options: toml::Table,
+}
+
+impl MethodSpec {
+    /// The plain method.
+    pub fn plain(kind: MethodKind) -> Self {
+        Self {
+            label: kind.name().to_string(),
+            kind,
+            options: toml::Table::new(),
+        }
+    }
+
+    /// A name for files: the label with every character other than letters, digits, `.`, `-`
+    /// and `_` replaced by `_`.
+    pub fn file_stem(&self) -> String {
+        self.label
+            .trim()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+}
+
+impl std::str::FromStr for MethodSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let label = s.trim();
+        let (name, options) = match label.split_once('[') {
+            Some((name, rest)) => {
+                let Some(body) = rest.trim_end().strip_suffix(']') else {
+                    return Err(format!("`{label}`: a `[` without its closing `]`"));
+                };
+                let doc = format!("v = {{ {body} }}");
+                let table: toml::Table = toml::from_str(&doc)
+                    .map_err(|e| format!("`{label}`: bad options: {}", e.message()))?;
+                match table.get("v") {
+                    Some(toml::Value::Table(t)) => (name.trim(), t.clone()),
+                    _ => return Err(format!("`{label}`: bad options")),
+                }
+            }
+            None => (label, toml::Table::new()),
+        };
+        let kind: MethodKind = name
+            .parse()
+            .map_err(|e: mtcool_optim::OptimError| e.to_string())?;
+        if !options.is_empty() && !kind.has_options() {
+            return Err(format!("`{label}`: method {kind} has no options"));
+        }
+        Ok(Self {
+            label: label.to_string(),
+            kind,
+            options,
+        })
+    }
+}
+
+impl RunSettings {
+    /// The settings of one grid row: its method's options replaced as the row says.
+    pub fn for_method(&self, spec: &MethodSpec) -> std::result::Result<RunSettings, String> {
+        let mut out = self.clone();
+        if spec.options.is_empty() {
+            return Ok(out);
+        }
+        let fail = |e: String| format!("`{}`: {e}", spec.label);
+        match spec.kind {
+            MethodKind::Vanilla | MethodKind::WoReg | MethodKind::MtCool => {
+                out.mtcool = merge(&self.mtcool, &spec.options).map_err(fail)?;
+            }
+            kind => {
+                let mut table =
+                    toml::Table::try_from(&self.baselines).map_err(|e| e.to_string())?;
+                let section = table
+                    .entry(kind.name().to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(t) = section {
+                    for (k, v) in &spec.options {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+                out.baselines = toml::Value::Table(table)
+                    .try_into()
+                    .map_err(|e: toml::de::Error| fail(e.message().to_string()))?;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Command-line overrides of a configuration.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
@@ -593,7 +700,11 @@ impl ExperimentConfig {
             path: path.to_path_buf(),
             problem,
         };
-        self.method_kinds().map_err(|e| fail(e.to_string()))?;
+        let specs = self.method_specs().map_err(|e| fail(e.to_string()))?;
+        let settings = self.settings(&Overrides::default());
+        for spec in &specs {
+            settings.for_method(spec).map_err(&fail)?;
+        }
         let t = &self.training;
         if t.epochs == 0 || t.batch_size == 0 || t.runs == 0 {
             return Err(fail(
@@ -654,8 +765,48 @@ impl ExperimentConfig {
     }
 
     /// The grid's methods.
-    pub fn method_kinds(&self) -> std::result::Result<Vec<MethodKind>, mtcool_optim::OptimError> {
-        self.methods.iter().map(|m| m.parse()).collect()
+    pub fn method_kinds(&self) -> Result<Vec<MethodKind>> {
+        Ok(self.method_specs()?.into_iter().map(|s| s.kind).collect())
+    }
+
+    /// The grid's rows: methods and method variants, in table order.
+    pub fn method_specs(&self) -> Result<Vec<MethodSpec>> {
+        let specs = self
+            .methods
+            .iter()
+            .map(|m| m.parse::<MethodSpec>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|problem| TrainError::Config {
+                path: PathBuf::from(format!("{}.toml", self.name)),
+                problem,
+            })?;
+        for (i, spec) in specs.iter().enumerate() {
+            if specs[..i].iter().any(|o| o.label == spec.label) {
+                return Err(TrainError::Config {
+                    path: PathBuf::from(format!("{}.toml", self.name)),
+                    problem: format!("method `{}` is listed twice", spec.label),
+                });
+            }
+        }
+        Ok(specs)
+    }
+
+    /// The rows named `labels` (`--methods`): a row of the config by its label, or any method
+    /// (variant) written out.
+    pub fn select_methods(&self, labels: &[String]) -> Result<Vec<MethodSpec>> {
+        let own = self.method_specs()?;
+        labels
+            .iter()
+            .map(|l| match own.iter().find(|s| s.label == l.trim()) {
+                Some(spec) => Ok(spec.clone()),
+                None => l
+                    .parse::<MethodSpec>()
+                    .map_err(|problem| TrainError::Config {
+                        path: "--methods".into(),
+                        problem,
+                    }),
+            })
+            .collect()
     }
 
     /// Task names in order.
@@ -751,6 +902,50 @@ epochs = 3
             err.starts_with("toy.toml: ") && err.contains("learning_rate"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn method_variants_replace_their_options() {
+        let text = MINIMAL.replace(
+            r#"methods = ["joint", "mtcool"]"#,
+            r#"methods = ["joint", "mtcool", "mtcool[noise_bound = 0.05, samples = 2]", "cagrad[c = 0.2]"]"#,
+        );
+        let c = ExperimentConfig::parse(&text, Path::new("toy.toml")).unwrap();
+        let specs = c.method_specs().unwrap();
+        assert_eq!(specs.len(), 4);
+        let base = c.settings(&Overrides::default());
+        let swept = base.for_method(&specs[2]).unwrap();
+        assert_eq!((swept.mtcool.noise_bound, swept.mtcool.samples), (0.05, 2));
+        assert_eq!(swept.mtcool.kl_weight, base.mtcool.kl_weight);
+        let cagrad = base.for_method(&specs[3]).unwrap();
+        assert_eq!(cagrad.baselines.cagrad.c, 0.2);
+        assert_ne!(
+            swept.fingerprint_json(specs[2].kind),
+            base.fingerprint_json(specs[1].kind)
+        );
+        assert_eq!(
+            specs[2].file_stem(),
+            "mtcool_noise_bound___0.05__samples___2_"
+        );
+    }
+
+    #[test]
+    fn bad_method_variants_are_rejected() {
+        for (bad, expect) in [
+            ("mtcool[noise_bond = 0.05]", "noise_bond"),
+            ("joint[x = 1]", "has no options"),
+            ("mtcool[noise_bound = ]", "bad options"),
+            ("mtcool[noise_bound = 0.1", "closing"),
+        ] {
+            let text = MINIMAL.replace(
+                r#"methods = ["joint", "mtcool"]"#,
+                &format!(r#"methods = ["joint", "{bad}"]"#),
+            );
+            let err = ExperimentConfig::parse(&text, Path::new("toy.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expect), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -8,9 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use mtcool_optim::MethodKind;
 
-use crate::config::{json, ExperimentConfig, Overrides, RunSettings};
+use crate::config::{json, ExperimentConfig, MethodSpec, Overrides, RunSettings};
 use crate::error::{Result, TrainError};
 use crate::progress::Progress;
 use crate::results::{
@@ -28,8 +27,8 @@ pub struct GridRequest {
     pub data_dir: PathBuf,
     /// Results root (`results/`); the experiment writes into `<out>/<name>/`.
     pub out_dir: PathBuf,
-    /// Methods to run (default: the config's list).
-    pub methods: Option<Vec<MethodKind>>,
+    /// Methods (or method variants, by label) to run (default: the config's list).
+    pub methods: Option<Vec<String>>,
     /// `--quick`, `--epochs`, `--runs`, `--seed`.
     pub overrides: Overrides,
     /// Training device.
@@ -104,14 +103,14 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 fn run_fingerprint(
     config: &ExperimentConfig,
     settings: &RunSettings,
-    method: MethodKind,
+    method: &MethodSpec,
     seed: u64,
 ) -> String {
     fingerprint(&[
         &config.name,
-        method.name(),
+        &method.label,
         &seed.to_string(),
-        &settings.fingerprint_json(method),
+        &settings.fingerprint_json(method.kind),
         &json(&config.data),
         &json(&config.model),
     ])
@@ -122,20 +121,28 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
     let config = &request.config.resolved(request.overrides.quick)?;
     let settings = config.settings(&request.overrides);
     let methods = match &request.methods {
-        Some(m) => m.clone(),
-        None => config.method_kinds()?,
+        Some(m) => config.select_methods(m)?,
+        None => config.method_specs()?,
     };
+    let method_settings = methods
+        .iter()
+        .map(|m| settings.for_method(m))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|problem| TrainError::Config {
+            path: "--methods".into(),
+            problem,
+        })?;
     let exp_dir = request.out_dir.join(&config.name);
     let device = device_name(&request.device);
 
-    let mut records: Vec<(MethodKind, Vec<RunRecord>)> =
-        methods.iter().map(|&m| (m, Vec::new())).collect();
+    let mut records: Vec<(MethodSpec, Vec<RunRecord>)> =
+        methods.iter().map(|m| (m.clone(), Vec::new())).collect();
     let mut pending = Vec::new();
     for (m, (method, done)) in records.iter_mut().enumerate() {
         for r in 0..settings.runs {
             let seed = settings.seed + r as u64;
-            let fp = run_fingerprint(config, &settings, *method, seed);
-            let path = run_path(&exp_dir, method.name(), seed, settings.quick);
+            let fp = run_fingerprint(config, &method_settings[m], method, seed);
+            let path = run_path(&exp_dir, &method.file_stem(), seed, settings.quick);
             match path.exists().then(|| read_json::<RunRecord>(&path)) {
                 Some(Ok(record)) if record.fingerprint == fp => done.push(record),
                 Some(Ok(_)) => {
@@ -172,7 +179,7 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
         )?;
         // Fail on a model that does not fit the data before the first run starts.
         crate::run::build_model(
-            records[pending[0].0].0,
+            records[pending[0].0].0.kind,
             &dataset,
             &settings.model,
             &request.device,
@@ -207,13 +214,13 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
                     &request.device,
                 )?;
             }
-            let method = records[m].0;
-            let label = format!("{method} seed {seed}");
+            let method = records[m].0.clone();
+            let label = format!("{} seed {seed}", method.label);
             let bar = progress.run_bar(&label, iterations);
             let outcome = train_run(
-                method,
+                &method,
                 seed,
-                &settings,
+                &method_settings[m],
                 &dataset,
                 &request.device,
                 &fp,
@@ -234,10 +241,10 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
                         record.seconds,
                         record.images_per_second
                     );
-                    match throughput.iter_mut().find(|(n, _)| n == method.name()) {
+                    match throughput.iter_mut().find(|(n, _)| *n == method.label) {
                         Some((_, v)) => v.push(record.images_per_second),
                         None => {
-                            throughput.push((method.name().into(), vec![record.images_per_second]))
+                            throughput.push((method.label.clone(), vec![record.images_per_second]))
                         }
                     }
                     records[m].1.push(record);
@@ -277,7 +284,7 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
         if !runs.is_empty() {
             summary
                 .methods
-                .insert(method.name().to_string(), MethodSummary::from_runs(&runs));
+                .insert(method.label.clone(), MethodSummary::from_runs(&runs));
         }
     }
     write_json(&summary_path, &summary)?;

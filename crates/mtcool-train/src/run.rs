@@ -12,7 +12,7 @@ use mtcool_optim::{MethodKind, TaskBatch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{Arch, ModelConfig, RunSettings};
+use crate::config::{Arch, MethodSpec, ModelConfig, RunSettings};
 use crate::data::{iterations_per_epoch, Dataset, Sampler, SplitTensors, TaskKind};
 use crate::diagnostics::{flatness, gradient_cosines, probe_batches};
 use crate::error::Result;
@@ -200,7 +200,7 @@ fn draw_batches(
 /// Trains `kind` with `seed` on `dataset` and evaluates it on the test splits after the last
 /// epoch (or the best one, with early stopping). `bar` (if any) advances once per iteration.
 pub fn train_run(
-    kind: MethodKind,
+    method_spec: &MethodSpec,
     seed: u64,
     settings: &RunSettings,
     dataset: &Dataset,
@@ -209,6 +209,8 @@ pub fn train_run(
     bar: Option<&ProgressBar>,
 ) -> Result<RunRecord> {
     let start = Instant::now();
+    let kind = method_spec.kind;
+    let label = &method_spec.label;
     let mut rngs = RunRngs::new(seed);
     let mut model = build_model(kind, dataset, &settings.model, device, rngs.init_seed)?;
     let mut method = mtcool_optim::build(kind, model.as_ref(), &settings.method_options())?;
@@ -302,7 +304,7 @@ pub fn train_run(
         }
         let summary = describe_epoch(&record, &dataset.task_names());
         tracing::info!(
-            "{kind} seed {seed} epoch {}/{}: {summary}",
+            "{label} seed {seed} epoch {}/{}: {summary}",
             epoch + 1,
             settings.epochs
         );
@@ -325,7 +327,7 @@ pub fn train_run(
                 best = Some((val_loss, epoch, snapshot));
             } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= patience) {
                 tracing::info!(
-                    "{kind} seed {seed}: validation loss has not improved for {patience} epochs; \
+                    "{label} seed {seed}: validation loss has not improved for {patience} epochs; \
                      stopping after epoch {}",
                     epoch + 1
                 );
@@ -360,7 +362,7 @@ pub fn train_run(
         &mut rngs.diagnostics,
     )?;
     Ok(RunRecord {
-        method: kind.name().to_string(),
+        method: label.clone(),
         seed,
         seconds: start.elapsed().as_secs_f64(),
         images_per_second: if train_seconds > 0.0 {

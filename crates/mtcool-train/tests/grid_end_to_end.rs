@@ -8,7 +8,7 @@ use candle_core::Device;
 use mtcool_data::idx::{encode_images, encode_labels};
 use mtcool_train::config::Overrides;
 use mtcool_train::results::{RunRecord, Summary};
-use mtcool_train::{run_grid, ExperimentConfig, GridRequest, MethodKind};
+use mtcool_train::{run_grid, ExperimentConfig, GridRequest};
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -124,7 +124,7 @@ fn grid_learns_writes_results_and_resumes() {
 
     // changing a setting invalidates only the affected runs' fingerprints
     let more = GridRequest {
-        methods: Some(vec![MethodKind::Joint]),
+        methods: Some(vec!["joint".into()]),
         overrides: Overrides {
             epochs: Some(1),
             ..Overrides::default()
@@ -147,7 +147,7 @@ fn a_diverging_run_is_reported_and_the_grid_goes_on() {
         config: config(1e12),
         data_dir: root.path().join("data"),
         out_dir: root.path().join("out"),
-        methods: Some(vec![MethodKind::Joint, MethodKind::Independent]),
+        methods: Some(vec!["joint".into(), "independent".into()]),
         overrides: Overrides {
             epochs: Some(1),
             ..Overrides::default()
@@ -191,7 +191,7 @@ fn same_seed_gives_the_same_numbers() {
             config: config(0.05),
             data_dir: root.path().join("data"),
             out_dir: root.path().join(out),
-            methods: Some(vec![MethodKind::MtCool]),
+            methods: Some(vec!["mtcool".into()]),
             overrides: Overrides {
                 epochs: Some(2),
                 seed: Some(seed),

@@ -29,7 +29,7 @@ fn quick(name: &str, methods: &[MethodKind], data: &Path) -> Summary {
         config,
         data_dir: data.to_path_buf(),
         out_dir: out.path().to_path_buf(),
-        methods: Some(methods.to_vec()),
+        methods: Some(methods.iter().map(|m| m.name().to_string()).collect()),
         overrides: Overrides {
             quick: true,
             epochs: Some(1),

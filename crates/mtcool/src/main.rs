@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use mtcool_train::config::Overrides;
-use mtcool_train::{ExperimentConfig, GridRequest, MethodKind};
+use mtcool_train::{ExperimentConfig, GridRequest};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -77,16 +77,6 @@ enum Command {
     },
 }
 
-fn parse_methods(list: Option<Vec<String>>) -> Result<Option<Vec<MethodKind>>> {
-    list.map(|l| {
-        l.iter()
-            .map(|m| m.trim().parse::<MethodKind>())
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .transpose()
-    .context("--methods")
-}
-
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train {
@@ -105,7 +95,7 @@ fn run(cli: Cli) -> Result<()> {
                 config: ExperimentConfig::load(&config)?,
                 data_dir: data,
                 out_dir: out,
-                methods: parse_methods(methods)?,
+                methods,
                 overrides: Overrides {
                     quick,
                     epochs,
@@ -136,7 +126,8 @@ fn run(cli: Cli) -> Result<()> {
                 "{}: {:?} on {:?} inputs\n\n| method | sharing | parameters |\n|---|---|---:|",
                 config.name, config.model.arch, shape
             );
-            for kind in config.method_kinds()? {
+            for spec in config.method_specs()? {
+                let kind = spec.kind;
                 let model = mtcool_train::run::build_network(
                     kind,
                     &kinds,
@@ -145,7 +136,12 @@ fn run(cli: Cli) -> Result<()> {
                     &candle_core::Device::Cpu,
                     0,
                 )?;
-                println!("| {kind} | {} | {} |", kind.sharing(), model.param_count());
+                println!(
+                    "| {} | {} | {} |",
+                    spec.label,
+                    kind.sharing(),
+                    model.param_count()
+                );
             }
         }
         Command::CheckData { config, data } => {
