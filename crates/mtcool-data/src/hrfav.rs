@@ -12,6 +12,7 @@
 //! image's size (the two annotations were drawn separately and need not agree pixel for
 //! pixel).
 
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -255,37 +256,10 @@ fn prepare(entry: &HrfEntry) -> Result<Sample> {
 }
 
 fn build(entries: &[HrfEntry], indices: &[usize], what: &str) -> Result<DenseSet> {
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = indices.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Sample>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = indices
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|&i| prepare(&entries[i]))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    vec![Err(DataError::Split(format!(
-                        "{what}: a loader thread failed"
-                    )))]
-                })
-            })
-            .collect()
-    });
-    let mut samples = Vec::with_capacity(results.len());
-    for r in results {
-        samples.push(r?);
-    }
+    let samples: Vec<Sample> = indices
+        .par_iter()
+        .map(|&i| prepare(&entries[i]))
+        .collect::<Result<_>>()?;
     let (h, w) = samples.first().map(|s| s.1.dim()).unwrap_or((0, 0));
     let n = samples.len();
     let mut images = Array4::<u8>::zeros((n, 3, h, w));

@@ -17,6 +17,7 @@
 //! or `.png`. The paper protocol pools every image found and draws stratified train / test
 //! sets (800 / 400 by default) with the seed, then crops a square around the optic disc.
 
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -505,37 +506,13 @@ fn build(
 ) -> Result<DenseSet> {
     let s = options.output_size as usize;
     let n = indices.len();
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = n.div_ceil(threads).max(1);
-    let results: Vec<Result<(Array3<u8>, Array2<u8>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = indices
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|&i| prepare(&entries[i], use_ground_truth, options))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    vec![Err(DataError::Split(format!(
-                        "{what}: a loader thread failed"
-                    )))]
-                })
-            })
-            .collect()
-    });
+    let results: Vec<(Array3<u8>, Array2<u8>)> = indices
+        .par_iter()
+        .map(|&i| prepare(&entries[i], use_ground_truth, options))
+        .collect::<Result<_>>()?;
     let mut images = Array4::<u8>::zeros((n, 3, s, s));
     let mut maps = Array3::<u8>::zeros((n, s, s));
-    for (k, result) in results.into_iter().enumerate() {
-        let (img, map) = result?;
+    for (k, (img, map)) in results.into_iter().enumerate() {
         images.index_axis_mut(Axis(0), k).assign(&img);
         maps.index_axis_mut(Axis(0), k).assign(&map);
     }

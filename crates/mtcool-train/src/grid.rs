@@ -169,14 +169,17 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
     }
     if !pending.is_empty() {
         let split_seed = |seed: u64| if seeded_split { seed } else { settings.seed };
+        let load = |seed: u64| {
+            crate::data::load(
+                config,
+                &request.data_dir,
+                settings.train_limit,
+                seed,
+                &request.device,
+            )
+        };
         let mut data_seed = split_seed(pending[0].1);
-        let mut dataset = crate::data::load(
-            config,
-            &request.data_dir,
-            settings.train_limit,
-            data_seed,
-            &request.device,
-        )?;
+        let mut dataset = load(data_seed)?;
         // Fail on a model that does not fit the data before the first run starts.
         crate::run::build_model(
             records[pending[0].0].0.kind,
@@ -206,13 +209,7 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
             }
             if split_seed(seed) != data_seed {
                 data_seed = split_seed(seed);
-                dataset = crate::data::load(
-                    config,
-                    &request.data_dir,
-                    settings.train_limit,
-                    data_seed,
-                    &request.device,
-                )?;
+                dataset = load(data_seed)?;
             }
             let method = records[m].0.clone();
             let label = format!("{} seed {seed}", method.label);
