@@ -4,7 +4,11 @@
 //!   line per method (mean over runs, ± sd band when there are several runs);
 //! - `train_loss`: mean training loss per epoch, one panel per task, one line per method;
 //! - `test_metrics`: test metric per method, ours beside the paper's, bars with ± sd error bars,
-//!   one panel per metric of the paper's table.
+//!   one panel per metric of the paper's table;
+//! - `gradient_conflict`: cosine between two tasks' encoder gradients per epoch, one panel per
+//!   task pair, one line per method that logged it (see [`diagnostics`]);
+//! - `flatness`: each task's loss as the encoder parameters it does not own are perturbed, one
+//!   panel per task, one line per method that ran the probe (see [`diagnostics`]).
 //!
 //! Text is drawn with the embedded DejaVu Sans subset (`assets/`), registered with plotters as
 //! `sans-serif`, so no system font or font library is needed. Each file is rendered in memory
@@ -27,6 +31,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::error::{ReportError, Result};
 use crate::load::ExperimentResults;
 use crate::ReportContext;
+
+pub mod diagnostics;
 
 /// DejaVu Sans, subset to Latin-1, Greek and a few symbols (see `assets/README.md`).
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
@@ -148,6 +154,12 @@ pub fn write_figures(
     if let Some(figure) = BarFigure::new(results, context) {
         written.extend(write_both(&figure, dir, "test_metrics")?);
     }
+    if let Some(figure) = curves.gradient_conflict() {
+        written.extend(write_both(&figure, dir, "gradient_conflict")?);
+    }
+    if let Some(figure) = diagnostics::FlatnessFigure::new(&curves) {
+        written.extend(write_both(&figure, dir, "flatness")?);
+    }
     Ok(written)
 }
 
@@ -217,6 +229,10 @@ struct CurvePanel {
     caption: String,
     y_desc: String,
     curves: Vec<Curve>,
+    /// A horizontal reference line (e.g. cosine 0), always inside the y range.
+    reference: Option<f64>,
+    /// Bounds the y range may not leave (e.g. [-1, 1] for a cosine).
+    y_limits: Option<(f64, f64)>,
 }
 
 /// A figure of curve panels side by side, with a legend of methods on the right.
@@ -312,6 +328,8 @@ impl<'a> CurveData<'a> {
                         Self::curve(*c, runs, |e| e.val.get(*key).map(|v| 100.0 * v))
                     })
                     .collect(),
+                reference: None,
+                y_limits: None,
             })
             .filter(|p| !p.curves.is_empty())
             .collect();
@@ -354,6 +372,8 @@ impl<'a> CurveData<'a> {
                         Self::curve(*c, runs, |e| e.train_loss.get(*task).copied())
                     })
                     .collect(),
+                reference: None,
+                y_limits: None,
             })
             .filter(|p| !p.curves.is_empty())
             .collect();
@@ -390,6 +410,22 @@ fn height_for_legend(plots: u32, entries: usize) -> u32 {
     plots.max(u32::try_from(legend).unwrap_or(plots))
 }
 const PANEL_WIDTH: u32 = 520;
+
+/// A figure width that fits `panels` panels, the legend and a one-line title (DejaVu Sans at
+/// 20 px averages under 11 px a character).
+fn width_for(panels: usize, title: &str) -> u32 {
+    let plots = PANEL_WIDTH * u32::try_from(panels).unwrap_or(1);
+    let title = u32::try_from(title.chars().count()).unwrap_or(200) * 11 + 40;
+    (plots + LEGEND_WIDTH).max(title)
+}
+
+/// Splits a figure body into the plots (left) and the legend column (right).
+fn split_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
+    let width = area.dim_in_pixel().0;
+    area.split_horizontally(width.saturating_sub(LEGEND_WIDTH))
+}
 
 /// Draws a legend of coloured swatches and labels, top-down.
 fn draw_legend<DB: DrawingBackend>(
@@ -429,7 +465,7 @@ fn draw_legend<DB: DrawingBackend>(
 impl Figure for CurveFigure {
     fn size(&self) -> (u32, u32) {
         (
-            PANEL_WIDTH * self.panels.len() as u32 + LEGEND_WIDTH,
+            width_for(self.panels.len(), &self.title),
             height_for_legend(440, self.legend.len()),
         )
     }
@@ -439,7 +475,7 @@ impl Figure for CurveFigure {
     }
 
     fn draw_body<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Drawn {
-        let (plots, legend) = area.split_horizontally(PANEL_WIDTH * self.panels.len() as u32);
+        let (plots, legend) = split_legend(area);
         for (panel, cell) in self
             .panels
             .iter()
@@ -448,6 +484,16 @@ impl Figure for CurveFigure {
             draw_curve_panel(panel, &cell)?;
         }
         draw_legend(&legend, "method (runs)", &self.legend)
+    }
+}
+
+/// `y` with two decimals, never `-0.00`.
+fn two_decimals(y: f64) -> String {
+    let text = format!("{y:.2}");
+    if text == "-0.00" {
+        "0.00".into()
+    } else {
+        text
     }
 }
 
@@ -470,7 +516,14 @@ fn draw_curve_panel<DB: DrawingBackend>(
         .map(|p| p.1 - p.2)
         .fold(f64::INFINITY, f64::min);
     let hi = points.map(|p| p.1 + p.2).fold(f64::NEG_INFINITY, f64::max);
-    let y_range = padded(lo, hi, 0.08, 1e-3);
+    let (lo, hi) = match panel.reference {
+        Some(r) => (lo.min(r), hi.max(r)),
+        None => (lo, hi),
+    };
+    let mut y_range = padded(lo, hi, 0.08, 1e-3);
+    if let Some((min, max)) = panel.y_limits {
+        y_range = y_range.start.max(min)..y_range.end.min(max);
+    }
     let ticks = epoch_ticks(last_epoch);
     let mut chart = ChartBuilder::on(cell)
         .caption(&panel.caption, (FAMILY, 16))
@@ -484,12 +537,20 @@ fn draw_curve_panel<DB: DrawingBackend>(
         .x_desc("epoch")
         .y_desc(panel.y_desc.as_str())
         .x_label_formatter(&|x| x.to_string())
-        .y_label_formatter(&|y| format!("{y:.2}"))
+        .y_label_formatter(&|y| two_decimals(*y))
         .label_style((FAMILY, 12))
         .axis_desc_style((FAMILY, 14))
         .max_light_lines(0)
         .draw()
         .map_err(text_err)?;
+    if let Some(r) = panel.reference {
+        chart
+            .draw_series(LineSeries::new(
+                [(0, r), (last_epoch + 1, r)],
+                BLACK.mix(0.6).stroke_width(1),
+            ))
+            .map_err(text_err)?;
+    }
     for curve in &panel.curves {
         let color = curve.style.color;
         if curve.runs > 1 && curve.points.len() > 1 {
@@ -724,6 +785,8 @@ mod tests {
         assert_eq!(join_names(&["a", "b", "c"].into()), "a, b and c");
         assert_eq!(metric_name("even/accuracy"), "accuracy");
         assert_eq!(task_name("even/accuracy"), "even");
+        assert_eq!(two_decimals(-1e-17), "0.00");
+        assert_eq!(two_decimals(-0.25), "-0.25");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Reports on mtcool's results files: `table.md` (ours beside the paper's numbers, with Δm%),
-//! figures (training curves and a bar chart with error bars, PNG and SVG), and the regression
-//! check of `summary.json` against a committed baseline ([`regress`]).
+//! figures (training curves, a bar chart with error bars, and the gradient-conflict and
+//! flatness diagnostics; PNG and SVG), and the regression check of `summary.json` against a
+//! committed baseline ([`regress`]).
 //!
 //! Everything is read through the `mtcool_train::results` types, from the files the grid writes
 //! (`<out>/<experiment>/summary.json` and `runs/<method>-seed<S>[-quick].json`), so a report can
