@@ -1,12 +1,22 @@
-//! `cargo xtask bench`: training-step throughput of LeNet-MT per method and op set, written
-//! to `docs/benchmarks.md`.
+//! `cargo xtask bench`: training-step throughput per op set (fast = mtcool's own conv/pool
+//! ops, candle = candle's `conv2d`/`max_pool2d`), written to `docs/benchmarks.md`.
 //!
-//! One step = one iteration of the method on one mini-batch per task (both tasks), forward,
-//! backward and SGD, on seeded random data. Each row is the median of several timed blocks
-//! after a few warm-up steps. When `python3 -c "import torch"` works, the same Joint step in
-//! PyTorch is timed in the same run as a reference row.
+//! Rows (`--rows`, default all):
+//! - `lenet`: LeNet-MT Joint and MT-COOL steps with both op sets, and every method with the
+//!   fast ops. One step = one iteration of the method on one mini-batch per task (both
+//!   tasks), forward, backward and SGD, on seeded random data; median of several timed blocks
+//!   after a few warm-up steps.
+//! - `unet`, `psinet`: one Joint step of U-Net-MT (4 × 3 × 256 × 256) and of Psi-Net
+//!   (5 × 3 × 256 × 256) per op set; steps take seconds to minutes, so only a few are timed
+//!   (see [`Args`]).
+//! - `torch`: when `$MTCOOL_PYTHON -c "import torch"` works (default interpreter `python3`),
+//!   the LeNet Joint step in PyTorch (`bench_lenet.py`), as a reference row.
+//!
+//! Each group of rows is one section of the report; a run with fewer rows keeps the other
+//! sections of the existing report as they were.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -20,6 +30,24 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::in_workspace;
+
+#[path = "bench_large.rs"]
+mod large;
+
+use large::{Net, Timing};
+
+/// A group of rows of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Row {
+    /// LeNet-MT: Joint and MT-COOL per op set, every method with the fast ops.
+    Lenet,
+    /// U-Net-MT Joint step per op set.
+    Unet,
+    /// Psi-Net Joint step per op set.
+    Psinet,
+    /// The LeNet Joint step in PyTorch (reference).
+    Torch,
+}
 
 /// Options of `bench`.
 #[derive(clap::Args)]
@@ -36,6 +64,21 @@ pub struct Args {
     /// Methods of the per-method table (default: all), timed with the fast ops.
     #[arg(long, value_delimiter = ',')]
     methods: Option<Vec<MethodKind>>,
+    /// Which rows to run (default: all); the report's other sections are kept.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    rows: Option<Vec<Row>>,
+    /// U-Net-MT / Psi-Net with the fast ops: untimed steps first.
+    #[arg(long, default_value_t = 1)]
+    large_warmup: usize,
+    /// U-Net-MT / Psi-Net with the fast ops: timed steps (median reported).
+    #[arg(long, default_value_t = 2)]
+    large_steps: usize,
+    /// U-Net-MT / Psi-Net with candle's ops: timed steps, without warm-up (minutes each).
+    #[arg(long, default_value_t = 1)]
+    slow_steps: usize,
+    /// Skip Psi-Net with candle's ops (the slowest row by far).
+    #[arg(long)]
+    skip_slow: bool,
     /// Where to write the markdown report.
     #[arg(long, default_value = "docs/benchmarks.md")]
     out: PathBuf,
@@ -88,40 +131,47 @@ fn time_step(kind: MethodKind, ops: OpsBackend, args: &Args) -> Result<f64> {
     Ok(rates[rates.len() / 2])
 }
 
-const TORCH_SCRIPT: &str = r#"
-import sys, time, torch, torch.nn as nn, torch.nn.functional as F
-torch.manual_seed(0); torch.set_num_threads(int(sys.argv[1]))
-batch, steps, repeats = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-enc = nn.Sequential(nn.Conv2d(1, 10, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(10, 20, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(320, 50), nn.ReLU())
-heads = nn.ModuleList([nn.Linear(50, 5), nn.Linear(50, 5)])
-opt = torch.optim.SGD(list(enc.parameters()) + list(heads.parameters()), lr=0.01, momentum=0.9, weight_decay=5e-4)
-xs = [torch.randn(batch, 1, 28, 28) for _ in range(2)]; ys = [torch.randint(0, 5, (batch,)) for _ in range(2)]
-def step():
-    opt.zero_grad(); loss = sum(F.cross_entropy(heads[t](enc(xs[t])), ys[t]) for t in range(2)); loss.backward(); opt.step()
-for _ in range(3): step()
-rates = []
-for _ in range(repeats):
-    t = time.perf_counter()
-    for _ in range(steps): step()
-    rates.append(2 * batch * steps / (time.perf_counter() - t))
-rates.sort(); print(rates[len(rates) // 2]); print(torch.__version__)
-"#;
+/// The PyTorch script of the reference row (written to a temporary file and run).
+const TORCH_SCRIPT: &str = include_str!("bench_lenet.py");
 
-/// The PyTorch Joint step's images/s and torch version, if PyTorch is installed.
-fn torch_reference(args: &Args, threads: usize) -> Option<(f64, String)> {
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(TORCH_SCRIPT)
-        .args([threads, args.batch, args.steps, args.repeats].map(|n| n.to_string()))
+/// The PyTorch Joint step's images/s and torch version, or why it was not measured.
+fn torch_reference(args: &Args, threads: usize) -> std::result::Result<(f64, String), String> {
+    let python = std::env::var("MTCOOL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let importable = Command::new(&python)
+        .args(["-c", "import torch"])
         .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
+        .is_ok_and(|o| o.status.success());
+    if !importable {
+        return Err("not measured: torch not installed".into());
     }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut lines = text.lines();
-    let rate = lines.next()?.trim().parse().ok()?;
-    Some((rate, lines.next().unwrap_or("?").trim().to_string()))
+    let measure = || -> Result<(f64, String)> {
+        let mut script = tempfile::Builder::new()
+            .prefix("bench_lenet")
+            .suffix(".py")
+            .tempfile()?;
+        script.write_all(TORCH_SCRIPT.as_bytes())?;
+        script.flush()?;
+        let output = Command::new(&python)
+            .arg(script.path())
+            .args([threads, args.batch, args.steps, args.repeats].map(|n| n.to_string()))
+            .output()?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "the script failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let line = text.lines().last().unwrap_or_default();
+        let json: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("not JSON: {line:?}"))?;
+        let rate = json["images_per_s"]
+            .as_f64()
+            .context("no images_per_s in the output")?;
+        let version = json["torch"].as_str().unwrap_or("?").to_string();
+        Ok((rate, version))
+    };
+    measure().map_err(|e| format!("not measured: {e:#}"))
 }
 
 fn machine() -> String {
@@ -144,22 +194,18 @@ fn machine() -> String {
     format!("{cpu}, {threads} thread(s); {rustc}; candle-core 0.11.1; release profile, mimalloc")
 }
 
-/// Runs the benchmark and writes the report.
-pub fn run(args: Args) -> Result<()> {
-    let threads: usize = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1);
-    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+/// The LeNet section: Joint and MT-COOL per op set, then every method with the fast ops.
+fn lenet_section(args: &Args) -> Result<String> {
+    let mut rows: Vec<(MethodKind, f64, f64)> = Vec::new();
     for kind in [MethodKind::Joint, MethodKind::MtCool] {
         tracing::info!(
-            "timing {kind} ({} steps × {} repeats per op set)",
+            "timing LeNet-MT {kind} ({} steps × {} repeats per op set)",
             args.steps,
             args.repeats
         );
-        let fast = time_step(kind, OpsBackend::Fast, &args)?;
-        let candle = time_step(kind, OpsBackend::Candle, &args)?;
-        rows.push((kind.name().to_string(), fast, candle));
+        let fast = time_step(kind, OpsBackend::Fast, args)?;
+        let candle = time_step(kind, OpsBackend::Candle, args)?;
+        rows.push((kind, fast, candle));
     }
     let per_method: Vec<(MethodKind, f64)> = args
         .methods
@@ -167,74 +213,235 @@ pub fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| MethodKind::ALL.to_vec())
         .into_iter()
         .map(|kind| {
-            tracing::info!("timing {kind} (fast ops)");
+            tracing::info!("timing LeNet-MT {kind} (fast ops)");
             // Timed again here (not reused from the table above) so that every row of this
             // table is measured in the same stretch of time.
-            let rate = time_step(kind, OpsBackend::Fast, &args)?;
+            let rate = time_step(kind, OpsBackend::Fast, args)?;
             Ok((kind, rate))
         })
         .collect::<Result<_>>()?;
-    let torch = torch_reference(&args, threads);
-    let mut report = String::new();
-    let _ = writeln!(report, "# Benchmarks\n");
+    let mut s = String::new();
     let _ = writeln!(
-        report,
-        "Written by `cargo xtask bench`. One LeNet-MT training step = one iteration on a batch of \
-         {} images per task (both tasks): forward, backward, SGD; MT-COOL after its warm-up (one \
-         clean and one noisy pass per task). Images/s count both tasks' images; median of {} \
-         blocks of {} steps.\n",
+        s,
+        "## LeNet-MT\n\nOne LeNet-MT training step = one iteration on a batch of {} images per \
+         task (both tasks): forward, backward, SGD; MT-COOL after its warm-up (one clean and one \
+         noisy pass per task). Images/s count both tasks' images; median of {} blocks of {} \
+         steps.\n",
         args.batch, args.repeats, args.steps
     );
-    let _ = writeln!(report, "Machine: {}.\n", machine());
+    let _ = writeln!(s, "Machine: {}.\n", machine());
     let _ = writeln!(
-        report,
+        s,
         "| step | fast ops (images/s) | candle ops (images/s) | fast / candle |"
     );
-    let _ = writeln!(report, "|---|---:|---:|---:|");
-    for (name, fast, candle) in &rows {
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    for (kind, fast, candle) in &rows {
         let _ = writeln!(
-            report,
-            "| LeNet-MT {name} | {fast:.0} | {candle:.0} | {:.1}× |",
+            s,
+            "| LeNet-MT {} | {fast:.0} | {candle:.0} | {:.1}× |",
+            kind.name(),
             fast / candle
         );
-    }
-    match &torch {
-        Some((rate, version)) => {
-            let _ = writeln!(
-                report,
-                "| LeNet joint, PyTorch {version} ({threads} threads) | {rate:.0} | | |"
-            );
-        }
-        None => {
-            let _ = writeln!(report, "\nPyTorch is not installed here: no reference row.");
-        }
     }
     let joint = rows[0].1;
     let mtcool = rows[1].1;
     let _ = writeln!(
-        report,
+        s,
         "\nMT-COOL step cost relative to Joint (fast ops): {:.2}× per image.",
         joint / mtcool
     );
     let _ = writeln!(
-        report,
-        "\n## Every method (fast ops)\n\nOne step as above; cost = Joint's images/s ÷ the \
+        s,
+        "\n### Every method (fast ops)\n\nOne step as above; cost = Joint's images/s ÷ the \
          method's (how many Joint steps one step of the method costs).\n"
     );
-    let _ = writeln!(report, "| method | images/s | cost vs Joint |");
-    let _ = writeln!(report, "|---|---:|---:|");
+    let _ = writeln!(s, "| method | images/s | cost vs Joint |");
+    let _ = writeln!(s, "|---|---:|---:|");
     let joint_here = per_method
         .iter()
         .find(|(k, _)| *k == MethodKind::Joint)
         .map_or(joint, |(_, r)| *r);
     for (kind, rate) in &per_method {
-        let _ = writeln!(report, "| {kind} | {rate:.0} | {:.2}× |", joint_here / rate);
+        let _ = writeln!(s, "| {kind} | {rate:.0} | {:.2}× |", joint_here / rate);
+    }
+    Ok(s)
+}
+
+/// The PyTorch reference section (the LeNet Joint step).
+fn torch_section(args: &Args, threads: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## PyTorch reference\n\nThe LeNet-MT Joint step above (same layers, {} images per \
+         task, SGD lr 0.01, momentum 0.9, weight decay 5e-4) in PyTorch on {threads} thread(s) \
+         (`xtask/src/bench_lenet.py`, run by `$MTCOOL_PYTHON`, default `python3`); median of \
+         {} blocks of {} steps after 3 warm-up steps.\n",
+        args.batch, args.repeats, args.steps
+    );
+    let _ = writeln!(s, "Machine: {}.\n", machine());
+    let _ = writeln!(s, "| step | images/s |");
+    let _ = writeln!(s, "|---|---:|");
+    match torch_reference(args, threads) {
+        Ok((rate, version)) => {
+            let _ = writeln!(
+                s,
+                "| LeNet-MT joint, PyTorch {version} (reference) | {rate:.0} |"
+            );
+        }
+        Err(why) => {
+            tracing::warn!("PyTorch row: {why}");
+            let _ = writeln!(s, "| LeNet-MT joint, PyTorch (reference) | {why} |");
+        }
+    }
+    s
+}
+
+/// `rate` with three significant digits (steps of the big networks take seconds to minutes).
+fn significant(rate: f64) -> String {
+    let magnitude = if rate > 0.0 {
+        rate.log10().floor()
+    } else {
+        0.0
+    };
+    let decimals = (2.0 - magnitude).clamp(0.0, 6.0) as usize;
+    format!("{rate:.decimals$}")
+}
+
+/// The U-Net-MT / Psi-Net section.
+fn large_section(args: &Args, nets: &[Net]) -> Result<String> {
+    let fast_timing = Timing {
+        warmup: args.large_warmup,
+        steps: args.large_steps,
+    };
+    let slow_timing = Timing {
+        warmup: 0,
+        steps: args.slow_steps,
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## U-Net-MT and Psi-Net\n\nOne Joint training step: every task's forward on the same \
+         batch (one encoder pass), backward of the summed loss (cross-entropy for class maps \
+         and labels, MSE for the box and the reconstruction), SGD. U-Net-MT: HRF-AV layout \
+         (vessel 2 + artery/vein 3 classes), widths 16-32-64-128-256, partitioned. Psi-Net: \
+         segmentation (2 classes), species (2 classes), box (4), reconstruction (3 channels), \
+         widths 64-128-256-512-1024, hard-shared encoder. Images/s = batch ÷ median step time. \
+         Steps take seconds to minutes, so few are timed: fast ops {} warm-up + {} timed \
+         step(s); candle ops no warm-up, {} timed step(s).\n",
+        fast_timing.warmup, fast_timing.steps, slow_timing.steps
+    );
+    let _ = writeln!(s, "Machine: {}.\n", machine());
+    let _ = writeln!(
+        s,
+        "| step | fast ops (images/s) | candle ops (images/s) | fast / candle |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    for &net in nets {
+        tracing::info!("timing {} (fast ops)", net.label());
+        let fast = large::time_step(net, OpsBackend::Fast, fast_timing)?;
+        tracing::info!("{}: fast ops {fast:.3} images/s", net.label());
+        if net == Net::PsiNet && args.skip_slow {
+            let _ = writeln!(
+                s,
+                "| {} | {} | skipped (`--skip-slow`) | |",
+                net.label(),
+                significant(fast)
+            );
+            continue;
+        }
+        tracing::info!("timing {} (candle ops)", net.label());
+        let candle = large::time_step(net, OpsBackend::Candle, slow_timing)?;
+        tracing::info!("{}: candle ops {candle:.3} images/s", net.label());
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1}× |",
+            net.label(),
+            significant(fast),
+            significant(candle),
+            fast / candle
+        );
+    }
+    Ok(s)
+}
+
+const LENET: &str = "lenet";
+const TORCH: &str = "torch";
+const LARGE: &str = "large";
+
+/// The text of section `name` in an earlier report, between its markers. Reports written
+/// before the sections had markers hold only the LeNet section, from the "Written by" line
+/// to the GPU footnote.
+fn old_section(old: &str, name: &str) -> Option<String> {
+    let open = format!("<!-- bench:{name} -->");
+    let close = format!("<!-- /bench:{name} -->");
+    if let Some(start) = old.find(&open) {
+        let body = &old[start + open.len()..];
+        let end = body.find(&close)?;
+        return Some(body[..end].trim().to_string());
+    }
+    if name != LENET || old.contains("<!-- bench:") {
+        return None;
+    }
+    let start = old.find("Written by")?;
+    let end = old.find("GPU throughput").unwrap_or(old.len());
+    Some(old[start..end].trim().to_string())
+}
+
+/// Runs the benchmark and writes the report.
+pub fn run(args: Args) -> Result<()> {
+    // The issue's setting: 2 threads unless RAYON_NUM_THREADS says otherwise (set before any
+    // tensor op, so candle and rayon both read it).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "2");
+    }
+    let threads: usize = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2);
+    let rows = args
+        .rows
+        .clone()
+        .unwrap_or_else(|| vec![Row::Lenet, Row::Unet, Row::Psinet, Row::Torch]);
+    let out = in_workspace(&args.out);
+    let old = std::fs::read_to_string(&out).unwrap_or_default();
+    let mut sections: Vec<(&str, Option<String>)> =
+        vec![(LENET, None), (TORCH, None), (LARGE, None)];
+    if rows.contains(&Row::Lenet) {
+        sections[0].1 = Some(lenet_section(&args)?);
+    }
+    if rows.contains(&Row::Torch) {
+        sections[1].1 = Some(torch_section(&args, threads));
+    }
+    let nets: Vec<Net> = [(Row::Unet, Net::UNet), (Row::Psinet, Net::PsiNet)]
+        .into_iter()
+        .filter(|(row, _)| rows.contains(row))
+        .map(|(_, net)| net)
+        .collect();
+    if !nets.is_empty() {
+        sections[2].1 = Some(large_section(&args, &nets)?);
+    }
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "# Benchmarks\n\nWritten by `cargo xtask bench` (fast = mtcool's own convolution and \
+         pooling ops, candle = candle's `conv2d`/`max_pool2d`). `--rows` picks the sections to \
+         measure; the others are kept from the previous report, each with the machine it ran \
+         on. Timings on a shared machine are noisy.\n"
+    );
+    for (name, fresh) in sections {
+        let body = fresh
+            .map(|s| s.trim().to_string())
+            .or_else(|| old_section(&old, name))
+            .unwrap_or_else(|| format!("_Section `{name}` not measured yet._"));
+        let _ = writeln!(
+            report,
+            "<!-- bench:{name} -->\n{body}\n<!-- /bench:{name} -->\n"
+        );
     }
     let _ = writeln!(
         report,
-        "\nGPU throughput of whole training runs (H100) is in `docs/results.md`."
+        "GPU throughput of whole training runs (H100) is in `docs/results.md`."
     );
-    let out = in_workspace(&args.out);
     std::fs::write(&out, &report).with_context(|| format!("{}: cannot write", out.display()))?;
     println!("{report}");
     println!("wrote {}", out.display());

@@ -39,7 +39,7 @@ enum Command {
     Reproduce(reproduce::Args),
     /// Compare results with the committed baselines (experiments/baselines/); --update refreshes them.
     Regress(regress::Args),
-    /// Time one training step per method and op set; write docs/benchmarks.md.
+    /// Time training steps (LeNet-MT per method and op set, U-Net-MT, Psi-Net, PyTorch); write docs/benchmarks.md.
     Bench(bench::Args),
     /// Build `mtcool` with the `cuda` feature here (no GPU or system CUDA needed).
     BuildCuda(build_cuda::Args),
