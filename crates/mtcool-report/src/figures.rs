@@ -8,7 +8,10 @@
 //! - `gradient_conflict`: cosine between two tasks' encoder gradients per epoch, one panel per
 //!   task pair, one line per method that logged it (see [`diagnostics`]);
 //! - `flatness`: each task's loss as the encoder parameters it does not own are perturbed, one
-//!   panel per task, one line per method that ran the probe (see [`diagnostics`]).
+//!   panel per task, one line per method that ran the probe (see [`diagnostics`]);
+//! - `parameter_study`: test metric against the value of one swept option, for grid rows that
+//!   are variants such as `mtcool[noise_bound = 0.05]`, one row of panels per option and one
+//!   panel per metric, the default setting and Joint as dashed lines (see [`study`]).
 //!
 //! Text is drawn with the embedded DejaVu Sans subset (`assets/`), registered with plotters as
 //! `sans-serif`, so no system font or font library is needed. Each file is rendered in memory
@@ -33,6 +36,7 @@ use crate::load::ExperimentResults;
 use crate::ReportContext;
 
 pub mod diagnostics;
+pub mod study;
 
 /// DejaVu Sans, subset to Latin-1, Greek and a few symbols (see `assets/README.md`).
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
@@ -159,6 +163,9 @@ pub fn write_figures(
     }
     if let Some(figure) = diagnostics::FlatnessFigure::new(&curves) {
         written.extend(write_both(&figure, dir, "flatness")?);
+    }
+    if let Some(figure) = study::StudyFigure::new(results, context) {
+        written.extend(write_both(&figure, dir, "parameter_study")?);
     }
     Ok(written)
 }

@@ -1,6 +1,6 @@
 //! Reports on mtcool's results files: `table.md` (ours beside the paper's numbers, with Δm%),
-//! figures (training curves, a bar chart with error bars, and the gradient-conflict and
-//! flatness diagnostics; PNG and SVG), and the regression check of `summary.json` against a
+//! figures (training curves, a bar chart with error bars, the gradient-conflict and flatness
+//! diagnostics, and parameter studies of variant rows; PNG and SVG), and the regression check of `summary.json` against a
 //! committed baseline ([`regress`]).
 //!
 //! Everything is read through the `mtcool_train::results` types, from the files the grid writes

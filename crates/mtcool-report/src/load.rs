@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use mtcool_train::config::MethodSpec;
 use mtcool_train::results::{read_json, run_path, RunRecord, Summary};
 
 use crate::error::{ReportError, Result};
@@ -18,6 +19,14 @@ pub struct ExperimentResults {
     pub runs: BTreeMap<String, Vec<RunRecord>>,
     /// Run files the summary lists that are not on disk (their curves are left out).
     pub missing_runs: Vec<PathBuf>,
+}
+
+/// The name a grid row's run files carry: the label's file stem for variants such as
+/// `mtcool[samples = 2]` (as the grid writes them), else the label.
+fn run_stem(method: &str) -> String {
+    method
+        .parse::<MethodSpec>()
+        .map_or_else(|_| method.to_string(), |spec| spec.file_stem())
 }
 
 /// Reads `<dir>/summary.json` and every run file it lists.
@@ -39,7 +48,7 @@ pub fn load(dir: &Path) -> Result<ExperimentResults> {
     for (method, ms) in &summary.methods {
         let mut records: Vec<RunRecord> = Vec::new();
         for brief in &ms.runs {
-            let path = run_path(dir, method, brief.seed, summary.quick);
+            let path = run_path(dir, &run_stem(method), brief.seed, summary.quick);
             if !path.is_file() {
                 missing_runs.push(path);
                 continue;
@@ -64,4 +73,16 @@ pub fn load(dir: &Path) -> Result<ExperimentResults> {
         runs,
         missing_runs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_rows_read_the_files_the_grid_writes() {
+        assert_eq!(run_stem("joint"), "joint");
+        assert_eq!(run_stem("mtcool[samples = 2]"), "mtcool_samples___2_");
+        assert_eq!(run_stem("not a method"), "not a method");
+    }
 }

@@ -230,7 +230,13 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
                     let accs: Vec<String> = record
                         .metrics
                         .iter()
-                        .map(|(k, v)| format!("{k} {:.2}%", 100.0 * v))
+                        .map(|(k, v)| {
+                            if crate::table::higher_is_better(k) {
+                                format!("{k} {:.2}%", 100.0 * v)
+                            } else {
+                                format!("{k} {v:.4}")
+                            }
+                        })
                         .collect();
                     tracing::info!(
                         "{label}: {} in {:.0} s ({:.0} images/s)",
