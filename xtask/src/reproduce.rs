@@ -24,9 +24,10 @@ pub struct Args {
     /// Epochs per run, instead of the config's.
     #[arg(long)]
     epochs: Option<usize>,
-    /// Comma-separated methods, instead of the config's list.
-    #[arg(long, value_delimiter = ',')]
-    methods: Option<Vec<String>>,
+    /// Comma-separated methods or method variants, instead of the config's list (e.g.
+    /// `joint,mtcool[noise_bound = 0.05]`).
+    #[arg(long)]
+    methods: Option<String>,
     /// Training device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -51,7 +52,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         args.experiments.clone()
     };
-    let methods = args.methods.clone();
+    let methods = args
+        .methods
+        .as_deref()
+        .map(mtcool_train::config::split_method_list);
     let device = mtcool_train::parse_device(&args.device)?;
     let data_dir = in_workspace(&args.data);
     let out_dir = in_workspace(&args.out);

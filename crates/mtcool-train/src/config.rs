@@ -594,6 +594,29 @@ impl MethodSpec {
     }
 }
 
+/// Splits a `--methods` list at the commas outside brackets:
+/// `joint,fixed[weights = [1, 0.5]]` → `joint`, `fixed[weights = [1, 0.5]]`.
+pub fn split_method_list(list: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut current = String::new();
+    for c in list.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth <= 0 => {
+                out.push(std::mem::take(&mut current).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    out.push(current.trim().to_string());
+    out.retain(|m| !m.is_empty());
+    out
+}
+
 impl std::str::FromStr for MethodSpec {
     type Err = String;
 
@@ -927,6 +950,15 @@ epochs = 3
             specs[2].file_stem(),
             "mtcool_noise_bound___0.05__samples___2_"
         );
+    }
+
+    #[test]
+    fn method_lists_split_outside_brackets() {
+        assert_eq!(
+            split_method_list("joint, fixed[weights = [1, 0.5]],mtcool[samples = 2]"),
+            ["joint", "fixed[weights = [1, 0.5]]", "mtcool[samples = 2]"]
+        );
+        assert_eq!(split_method_list("pcgrad,"), ["pcgrad"]);
     }
 
     #[test]

@@ -32,9 +32,10 @@ enum Command {
         /// Experiment config, e.g. experiments/mnist.toml.
         #[arg(long)]
         config: PathBuf,
-        /// Comma-separated methods (default: the config's list).
-        #[arg(long, value_delimiter = ',')]
-        methods: Option<Vec<String>>,
+        /// Comma-separated methods or method variants (default: the config's list), e.g.
+        /// `joint,mtcool[noise_bound = 0.05]`.
+        #[arg(long)]
+        methods: Option<String>,
         /// Small but honest run of the same code path.
         #[arg(long)]
         quick: bool,
@@ -95,7 +96,9 @@ fn run(cli: Cli) -> Result<()> {
                 config: ExperimentConfig::load(&config)?,
                 data_dir: data,
                 out_dir: out,
-                methods,
+                methods: methods
+                    .as_deref()
+                    .map(mtcool_train::config::split_method_list),
                 overrides: Overrides {
                     quick,
                     epochs,
