@@ -270,6 +270,31 @@ impl<'a> CurveData<'a> {
     }
 
     /// Mean and sd over runs of `value(epoch record)`, per epoch.
+    /// The keys of one per-epoch map (`field`) over every run, in order.
+    fn history_keys(
+        &self,
+        field: impl Fn(&mtcool_train::results::EpochRecord) -> &BTreeMap<String, f64>,
+    ) -> BTreeSet<&str> {
+        self.methods
+            .iter()
+            .flat_map(|(_, _, runs)| runs.iter())
+            .flat_map(|r| &r.history)
+            .flat_map(|e| field(e).keys())
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// One curve per method that has `value` in some epoch.
+    fn method_curves(
+        &self,
+        value: impl Fn(&mtcool_train::results::EpochRecord) -> Option<f64>,
+    ) -> Vec<Curve> {
+        self.methods
+            .iter()
+            .filter_map(|(_, c, runs)| Self::curve(*c, runs, &value))
+            .collect()
+    }
+
     fn curve(
         style: LineStyle,
         runs: &[RunRecord],
@@ -314,27 +339,14 @@ impl<'a> CurveData<'a> {
 
     /// Validation metrics (not losses) per epoch, in %.
     fn validation(&self) -> Option<CurveFigure> {
-        let keys: BTreeSet<&str> = self
-            .methods
-            .iter()
-            .flat_map(|(_, _, runs)| runs.iter())
-            .flat_map(|r| &r.history)
-            .flat_map(|e| e.val.keys())
-            .map(String::as_str)
-            .filter(|k| higher_is_better(k))
-            .collect();
+        let mut keys = self.history_keys(|e| &e.val);
+        keys.retain(|k| higher_is_better(k));
         let panels: Vec<CurvePanel> = keys
             .iter()
             .map(|key| CurvePanel {
                 caption: format!("task {}: validation {}", task_name(key), metric_name(key)),
                 y_desc: format!("validation {} (%)", metric_name(key)),
-                curves: self
-                    .methods
-                    .iter()
-                    .filter_map(|(_, c, runs)| {
-                        Self::curve(*c, runs, |e| e.val.get(*key).map(|v| 100.0 * v))
-                    })
-                    .collect(),
+                curves: self.method_curves(|e| e.val.get(*key).map(|v| 100.0 * v)),
                 reference: None,
                 y_limits: None,
             })
@@ -359,26 +371,13 @@ impl<'a> CurveData<'a> {
 
     /// Mean training loss of each task per epoch.
     fn training_loss(&self) -> Option<CurveFigure> {
-        let tasks: BTreeSet<&str> = self
-            .methods
-            .iter()
-            .flat_map(|(_, _, runs)| runs.iter())
-            .flat_map(|r| &r.history)
-            .flat_map(|e| e.train_loss.keys())
-            .map(String::as_str)
-            .collect();
+        let tasks = self.history_keys(|e| &e.train_loss);
         let panels: Vec<CurvePanel> = tasks
             .iter()
             .map(|task| CurvePanel {
                 caption: format!("task {task}: training loss"),
                 y_desc: "training loss (mean over the epoch)".into(),
-                curves: self
-                    .methods
-                    .iter()
-                    .filter_map(|(_, c, runs)| {
-                        Self::curve(*c, runs, |e| e.train_loss.get(*task).copied())
-                    })
-                    .collect(),
+                curves: self.method_curves(|e| e.train_loss.get(*task).copied()),
                 reference: None,
                 y_limits: None,
             })

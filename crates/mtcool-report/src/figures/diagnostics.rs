@@ -39,26 +39,13 @@ fn pair_label(key: &str) -> String {
 impl CurveData<'_> {
     /// Gradient cosine per task pair and epoch; `None` when no method logged it.
     pub(super) fn gradient_conflict(&self) -> Option<CurveFigure> {
-        let pairs: BTreeSet<&str> = self
-            .methods
-            .iter()
-            .flat_map(|(_, _, runs)| runs.iter())
-            .flat_map(|r| &r.history)
-            .flat_map(|e| e.gradient_cosine.keys())
-            .map(String::as_str)
-            .collect();
+        let pairs = self.history_keys(|e| &e.gradient_cosine);
         let panels: Vec<CurvePanel> = pairs
             .iter()
             .map(|pair| CurvePanel {
                 caption: format!("tasks {}", pair_label(pair)),
                 y_desc: "cosine of the two task gradients".into(),
-                curves: self
-                    .methods
-                    .iter()
-                    .filter_map(|(_, c, runs)| {
-                        Self::curve(*c, runs, |e| e.gradient_cosine.get(*pair).copied())
-                    })
-                    .collect(),
+                curves: self.method_curves(|e| e.gradient_cosine.get(*pair).copied()),
                 reference: Some(0.0),
                 y_limits: Some((-1.0, 1.0)),
             })
