@@ -6,7 +6,9 @@
 
 use image::imageops::FilterType;
 use image::GrayImage;
-use ndarray::{Array1, Array2, Array3, Array4, ArrayView, ArrayViewMut, Axis, Dimension, Slice};
+use ndarray::{
+    Array1, Array2, Array3, Array4, ArrayBase, ArrayViewMut, Axis, Dimension, RawData, Slice,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -80,7 +82,7 @@ pub fn crop_padded(
     let mut out = Array3::from_elem((c, height, width), fill);
     if let Some((sy, dy, ny)) = overlap(top, height, h) {
         if let Some((sx, dx, nx)) = overlap(left, width, w) {
-            window_mut(out.view_mut(), 1, dy, ny, dx, nx).assign(&window(
+            window(out.view_mut(), 1, dy, ny, dx, nx).assign(&window(
                 img.view(),
                 1,
                 sy,
@@ -106,7 +108,7 @@ pub fn crop_padded_map(
     let mut out = Array2::from_elem((height, width), fill);
     if let Some((sy, dy, ny)) = overlap(top, height, h) {
         if let Some((sx, dx, nx)) = overlap(left, width, w) {
-            window_mut(out.view_mut(), 0, dy, ny, dx, nx).assign(&window(
+            window(out.view_mut(), 0, dy, ny, dx, nx).assign(&window(
                 map.view(),
                 0,
                 sy,
@@ -119,29 +121,16 @@ pub fn crop_padded_map(
     out
 }
 
-/// The `ny × nx` window at (`y`, `x`) of the axes `row_axis` and `row_axis + 1`.
-fn window<D: Dimension>(
-    mut view: ArrayView<'_, u8, D>,
+/// The `ny × nx` window at (`y`, `x`) of the axes `row_axis` and `row_axis + 1` of a view
+/// (shared or mutable).
+fn window<S: RawData<Elem = u8>, D: Dimension>(
+    mut view: ArrayBase<S, D>,
     row_axis: usize,
     y: usize,
     ny: usize,
     x: usize,
     nx: usize,
-) -> ArrayView<'_, u8, D> {
-    view.slice_axis_inplace(Axis(row_axis), Slice::from(y..y + ny));
-    view.slice_axis_inplace(Axis(row_axis + 1), Slice::from(x..x + nx));
-    view
-}
-
-/// Mutable [`window`].
-fn window_mut<D: Dimension>(
-    mut view: ArrayViewMut<'_, u8, D>,
-    row_axis: usize,
-    y: usize,
-    ny: usize,
-    x: usize,
-    nx: usize,
-) -> ArrayViewMut<'_, u8, D> {
+) -> ArrayBase<S, D> {
     view.slice_axis_inplace(Axis(row_axis), Slice::from(y..y + ny));
     view.slice_axis_inplace(Axis(row_axis + 1), Slice::from(x..x + nx));
     view
