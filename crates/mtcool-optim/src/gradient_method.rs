@@ -27,7 +27,7 @@ use crate::gradients::{
     TaskGradients, UpdateGrads,
 };
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
-use crate::sgd::{Sgd, SgdConfig};
+use crate::optimizer::{Optimizer, OptimizerConfig};
 
 /// Where the task gradients are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,17 +93,21 @@ pub trait Aggregator: std::fmt::Debug {
 #[derive(Debug)]
 pub struct GradientMethod<A: Aggregator> {
     aggregator: A,
-    optimiser: Sgd,
+    optimiser: Optimizer,
 }
 
 impl<A: Aggregator> GradientMethod<A> {
     /// The method over every parameter of `model` (and the aggregator's own).
-    pub fn new(aggregator: A, model: &dyn MultiTaskModel, sgd: SgdConfig) -> Self {
+    pub fn new(
+        aggregator: A,
+        model: &dyn MultiTaskModel,
+        optimizer: impl Into<OptimizerConfig>,
+    ) -> Self {
         let mut vars = model.all_params();
         vars.extend(aggregator.extra_vars());
         Self {
             aggregator,
-            optimiser: Sgd::new(vars, sgd),
+            optimiser: Optimizer::new(vars, optimizer),
         }
     }
 

@@ -10,21 +10,25 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::Result;
 use crate::gradients::{forward_losses, loss_values, sum_terms};
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
-use crate::sgd::{Sgd, SgdConfig};
+use crate::optimizer::{Optimizer, OptimizerConfig};
 
 /// Sum-of-losses training with one SGD optimiser over every parameter.
 #[derive(Debug)]
 pub struct Joint {
     name: String,
-    optimiser: Sgd,
+    optimiser: Optimizer,
 }
 
 impl Joint {
     /// A step named `name` (`joint` or `independent`) over every parameter of `model`.
-    pub fn new(name: &str, model: &dyn MultiTaskModel, sgd: SgdConfig) -> Self {
+    pub fn new(
+        name: &str,
+        model: &dyn MultiTaskModel,
+        optimizer: impl Into<OptimizerConfig>,
+    ) -> Self {
         Self {
             name: name.to_string(),
-            optimiser: Sgd::new(model.all_params(), sgd),
+            optimiser: Optimizer::new(model.all_params(), optimizer),
         }
     }
 }

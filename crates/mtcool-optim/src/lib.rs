@@ -10,8 +10,9 @@
 //!   backward pass) and the gradient aggregators ([`GradientMethod`]: MGDA, PCGrad, CAGrad,
 //!   IMTL, Nash-MTL, Aligned-MTL; one backward pass per task), plus GradDrop;
 //! - [`aggregators`]: their maths as pure functions of the task-gradient Gramian;
-//! - [`Sgd`]: SGD with momentum and weight decay.
+//! - [`Optimizer`]: SGD with momentum and weight decay, or Adam.
 
+pub mod adam;
 pub mod aggregators;
 pub mod baselines;
 pub mod error;
@@ -21,16 +22,19 @@ pub mod joint;
 pub mod loss;
 pub mod method;
 pub mod mtcool;
+pub mod optimizer;
 pub mod sgd;
 pub mod weighting_method;
 
+pub use adam::AdamConfig;
 pub use baselines::BaselineConfig;
 pub use error::{OptimError, Result};
 pub use gradient_method::{Aggregator, Combination, GradientMethod, Space};
 pub use joint::Joint;
 pub use method::{Method, MethodKind, StepReport, TaskBatch};
 pub use mtcool::{MtCool, MtCoolConfig, Variant};
-pub use sgd::{Sgd, SgdConfig};
+pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
+pub use sgd::SgdConfig;
 pub use weighting_method::{WeightedLoss, Weighting};
 
 use mtcool_models::MultiTaskModel;
@@ -38,8 +42,8 @@ use mtcool_models::MultiTaskModel;
 /// Options of every method, as an experiment config gives them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MethodOptions {
-    /// SGD hyper-parameters (all methods).
-    pub sgd: SgdConfig,
+    /// The optimiser and its hyper-parameters (all methods).
+    pub optimizer: OptimizerConfig,
     /// MT-COOL and its ablations.
     pub mtcool: MtCoolConfig,
     /// The baselines.
@@ -63,60 +67,60 @@ pub fn build(
             ),
         });
     }
-    let sgd = options.sgd;
+    let opt = options.optimizer;
     let b = &options.baselines;
     let tasks = model.num_tasks();
     let device = baselines::model_device(model);
     Ok(match kind {
         MethodKind::Joint | MethodKind::Independent => {
-            Box::new(Joint::new(kind.name(), model, sgd))
+            Box::new(Joint::new(kind.name(), model, opt))
         }
-        MethodKind::Vanilla => Box::new(MtCool::new(model, Variant::Vanilla, options.mtcool, sgd)?),
+        MethodKind::Vanilla => Box::new(MtCool::new(model, Variant::Vanilla, options.mtcool, opt)?),
         MethodKind::WoReg => Box::new(MtCool::new(
             model,
             Variant::WithoutReg,
             options.mtcool,
-            sgd,
+            opt,
         )?),
-        MethodKind::MtCool => Box::new(MtCool::new(model, Variant::Full, options.mtcool, sgd)?),
+        MethodKind::MtCool => Box::new(MtCool::new(model, Variant::Full, options.mtcool, opt)?),
         MethodKind::Fixed => Box::new(WeightedLoss::new(
             fixed::Fixed::new(&b.fixed, tasks)?,
             model,
-            sgd,
+            opt,
         )),
         MethodKind::Uncertainty => Box::new(WeightedLoss::new(
             uncertainty::Uncertainty::new(&b.uncertainty, tasks, &device)?,
             model,
-            sgd,
+            opt,
         )),
-        MethodKind::Dwa => Box::new(WeightedLoss::new(dwa::Dwa::new(&b.dwa, tasks), model, sgd)),
+        MethodKind::Dwa => Box::new(WeightedLoss::new(dwa::Dwa::new(&b.dwa, tasks), model, opt)),
         MethodKind::Famo => Box::new(WeightedLoss::new(
             famo::Famo::new(&b.famo, tasks),
             model,
-            sgd,
+            opt,
         )),
-        MethodKind::Mgda => Box::new(GradientMethod::new(mgda::Mgda::new(&b.mgda), model, sgd)),
-        MethodKind::PcGrad => Box::new(GradientMethod::new(pcgrad::PcGrad, model, sgd)),
+        MethodKind::Mgda => Box::new(GradientMethod::new(mgda::Mgda::new(&b.mgda), model, opt)),
+        MethodKind::PcGrad => Box::new(GradientMethod::new(pcgrad::PcGrad, model, opt)),
         MethodKind::CaGrad => Box::new(GradientMethod::new(
             cagrad::CaGrad::new(&b.cagrad)?,
             model,
-            sgd,
+            opt,
         )),
         MethodKind::Imtl => Box::new(GradientMethod::new(
             imtl::Imtl::new(&b.imtl, tasks, &device)?,
             model,
-            sgd,
+            opt,
         )),
         MethodKind::NashMtl => Box::new(GradientMethod::new(
             nash::NashMtl::new(&b.nash_mtl)?,
             model,
-            sgd,
+            opt,
         )),
         MethodKind::AlignedMtl => Box::new(GradientMethod::new(
             aligned::AlignedMtl::new(&b.aligned_mtl, tasks)?,
             model,
-            sgd,
+            opt,
         )),
-        MethodKind::GradDrop => Box::new(graddrop::GradDrop::new(&b.graddrop, model, sgd)?),
+        MethodKind::GradDrop => Box::new(graddrop::GradDrop::new(&b.graddrop, model, opt)?),
     })
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{OptimError, Result};
 use crate::loss::{output_divergence, task_loss};
 use crate::method::{check_batches, finite_loss, Method, StepReport, TaskBatch};
-use crate::sgd::{Sgd, SgdConfig};
+use crate::optimizer::{Optimizer, OptimizerConfig};
 
 /// MT-COOL's hyper-parameters (defaults per the project's method notes).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -73,20 +73,21 @@ pub enum Variant {
 pub struct MtCool {
     variant: Variant,
     config: MtCoolConfig,
-    optimisers: Vec<Sgd>,
+    optimisers: Vec<Optimizer>,
     in_warmup: bool,
 }
 
 impl MtCool {
-    /// The method for `model` (which must be partitioned), one SGD optimiser per task over
+    /// The method for `model` (which must be partitioned), one optimiser (SGD in the paper) per task over
     /// that task's θ_t and φ_t.
     pub fn new(
         model: &dyn MultiTaskModel,
         variant: Variant,
         config: MtCoolConfig,
-        sgd: SgdConfig,
+        optimizer: impl Into<OptimizerConfig>,
     ) -> Result<Self> {
         let name = variant_name(variant);
+        let optimizer = optimizer.into();
         if model.sharing() != Sharing::Partitioned {
             return Err(OptimError::Config {
                 method: name.into(),
@@ -115,7 +116,7 @@ impl MtCool {
             });
         }
         let optimisers = (0..model.num_tasks())
-            .map(|t| Sgd::new(model.task_params(t), sgd))
+            .map(|t| Optimizer::new(model.task_params(t), optimizer))
             .collect();
         Ok(Self {
             variant,

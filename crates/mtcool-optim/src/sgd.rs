@@ -1,13 +1,12 @@
 //! Stochastic gradient descent with momentum and weight decay (PyTorch's `torch.optim.SGD`
 //! semantics): `g ← ∇ + λθ`, `v ← μv + g` (`v ← g` on the first step), `θ ← θ − η v`.
 
-use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
-/// Hyper-parameters of [`Sgd`].
+/// Hyper-parameters of SGD (an [`crate::Optimizer`] made from them).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SgdConfig {
@@ -29,60 +28,29 @@ impl Default for SgdConfig {
     }
 }
 
-/// SGD over a fixed set of parameters.
-#[derive(Debug)]
-pub struct Sgd {
-    config: SgdConfig,
-    params: Vec<(Var, Option<Tensor>)>,
-}
-
-impl Sgd {
-    /// An optimiser updating `vars`.
-    pub fn new(vars: Vec<Var>, config: SgdConfig) -> Self {
-        Self {
-            config,
-            params: vars.into_iter().map(|v| (v, None)).collect(),
+impl SgdConfig {
+    /// One update of a parameter: its new value, and its velocity (`None` without momentum).
+    /// `theta` and `grad` must be detached, so the velocity keeps no autograd history.
+    pub(crate) fn update(
+        &self,
+        theta: &Tensor,
+        grad: Tensor,
+        velocity: Option<Tensor>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let mut g = grad;
+        if self.weight_decay != 0.0 {
+            g = (g + (theta * self.weight_decay)?)?;
         }
-    }
-
-    /// The parameters this optimiser updates.
-    pub fn vars(&self) -> impl Iterator<Item = &Var> {
-        self.params.iter().map(|(v, _)| v)
-    }
-
-    /// Applies one update from `grads`; parameters without a gradient are left untouched.
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.step_with(|var| grads.get(var).cloned())
-    }
-
-    /// Applies one update with the gradients `grad_of` gives (e.g. a method's combined
-    /// gradients); parameters for which it gives `None` are left untouched.
-    pub fn step_with(&mut self, grad_of: impl Fn(&Var) -> Option<Tensor>) -> Result<()> {
-        let SgdConfig {
-            lr,
-            momentum,
-            weight_decay,
-        } = self.config;
-        for (var, velocity) in &mut self.params {
-            let Some(grad) = grad_of(var) else { continue };
-            // Detached throughout: the velocity must not carry the autograd history of every
-            // previous step (it would keep all of them alive).
-            let theta = var.as_tensor().detach();
-            let mut g = grad.detach();
-            if weight_decay != 0.0 {
-                g = (g + (&theta * weight_decay)?)?;
-            }
-            if momentum != 0.0 {
-                let v = match velocity.take() {
-                    Some(prev) => ((prev * momentum)? + g)?,
-                    None => g,
-                };
-                *velocity = Some(v.clone());
-                g = v;
-            }
-            var.set(&(theta - (g * lr)?)?)?;
+        let mut kept = None;
+        if self.momentum != 0.0 {
+            let v = match velocity {
+                Some(prev) => ((prev * self.momentum)? + g)?,
+                None => g,
+            };
+            kept = Some(v.clone());
+            g = v;
         }
-        Ok(())
+        Ok(((theta - (g * self.lr)?)?, kept))
     }
 }
 
@@ -90,27 +58,9 @@ impl Sgd {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use candle_core::Device;
-
-    #[test]
-    fn velocity_keeps_no_autograd_history() {
-        // A velocity that tracked ops would chain every step's graph and leak memory.
-        let var = Var::new(&[1f32, 2.0], &Device::Cpu).unwrap();
-        let mut sgd = Sgd::new(vec![var.clone()], SgdConfig::default());
-        for _ in 0..2 {
-            let grads = var
-                .as_tensor()
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            sgd.step(&grads).unwrap();
-        }
-        let velocity = sgd.params[0].1.as_ref().unwrap();
-        assert!(!velocity.track_op());
-    }
+    use crate::optimizer::testing::step_on_sum_of_squares;
+    use crate::Optimizer;
+    use candle_core::{Device, Var};
 
     #[test]
     fn matches_torch_sgd_by_hand() {
@@ -121,19 +71,11 @@ mod tests {
             momentum: 0.9,
             weight_decay: 0.01,
         };
-        let mut sgd = Sgd::new(vec![var.clone()], cfg);
+        let mut sgd = Optimizer::new(vec![var.clone()], cfg);
         let mut theta = 1f64;
         let mut v = 0f64;
         for step in 0..3 {
-            let grads = var
-                .as_tensor()
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            sgd.step(&grads).unwrap();
+            step_on_sum_of_squares(&mut sgd, &var, 1.0);
             let g = 2.0 * theta + 0.01 * theta;
             v = if step == 0 { g } else { 0.9 * v + g };
             theta -= 0.1 * v;

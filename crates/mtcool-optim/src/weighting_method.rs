@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::Result;
 use crate::gradients::{forward_losses, loss_values, sum_terms};
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
-use crate::sgd::{Sgd, SgdConfig};
+use crate::optimizer::{Optimizer, OptimizerConfig};
 
 /// Builds the scalar objective of a step from the task losses.
 pub trait Weighting: std::fmt::Debug {
@@ -41,17 +41,21 @@ pub trait Weighting: std::fmt::Debug {
 #[derive(Debug)]
 pub struct WeightedLoss<W: Weighting> {
     weighting: W,
-    optimiser: Sgd,
+    optimiser: Optimizer,
 }
 
 impl<W: Weighting> WeightedLoss<W> {
     /// The method over every parameter of `model` (and the weighting's own).
-    pub fn new(weighting: W, model: &dyn MultiTaskModel, sgd: SgdConfig) -> Self {
+    pub fn new(
+        weighting: W,
+        model: &dyn MultiTaskModel,
+        optimizer: impl Into<OptimizerConfig>,
+    ) -> Self {
         let mut vars = model.all_params();
         vars.extend(weighting.extra_vars());
         Self {
             weighting,
-            optimiser: Sgd::new(vars, sgd),
+            optimiser: Optimizer::new(vars, optimizer),
         }
     }
 

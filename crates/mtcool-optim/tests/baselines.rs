@@ -4,7 +4,7 @@
 
 use candle_core::{Device, Tensor, Var};
 use mtcool_models::{LeNetMt, MultiTaskModel};
-use mtcool_optim::{MethodKind, MethodOptions, SgdConfig, TaskBatch};
+use mtcool_optim::{AdamConfig, MethodKind, MethodOptions, OptimizerConfig, SgdConfig, TaskBatch};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -67,13 +67,13 @@ fn sum_loss(net: &dyn MultiTaskModel, batches: &[TaskBatch]) -> Vec<f64> {
         .collect()
 }
 
-#[test]
-fn every_method_lowers_both_task_losses() {
+/// Trains every method for 30 steps on two fixed batches with `optimizer`.
+fn assert_every_method_lowers_both_task_losses(optimizer: OptimizerConfig) {
     let batches = [batch(1, 16), batch(2, 16)];
     for kind in MethodKind::ALL {
         let net = LeNetMt::new(&Device::Cpu, kind.sharing(), &[5, 5], 0).unwrap();
         let mut o = options();
-        o.sgd.lr = 0.05;
+        o.optimizer = optimizer;
         let mut method = mtcool_optim::build(kind, &net, &o).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let before = sum_loss(&net, &batches);
@@ -89,12 +89,34 @@ fn every_method_lowers_both_task_losses() {
         for t in 0..2 {
             assert!(
                 after[t] < 0.5 * before[t],
-                "{kind}: task {t} loss {} → {}",
+                "{kind} ({optimizer:?}): task {t} loss {} → {}",
                 before[t],
                 after[t]
             );
         }
     }
+}
+
+#[test]
+fn every_method_lowers_both_task_losses_with_sgd() {
+    assert_every_method_lowers_both_task_losses(
+        SgdConfig {
+            lr: 0.05,
+            ..SgdConfig::default()
+        }
+        .into(),
+    );
+}
+
+#[test]
+fn every_method_lowers_both_task_losses_with_adam() {
+    assert_every_method_lowers_both_task_losses(
+        AdamConfig {
+            lr: 0.003,
+            ..AdamConfig::default()
+        }
+        .into(),
+    );
 }
 
 /// Parameter changes after one plain-SGD step (no momentum, no decay) of `kind`.
@@ -105,11 +127,12 @@ fn one_step_delta(
 ) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let net = LeNetMt::new(&Device::Cpu, kind.sharing(), &[5, 5], 0).unwrap();
     let mut options = options.clone();
-    options.sgd = SgdConfig {
+    options.optimizer = SgdConfig {
         lr: 0.1,
         momentum: 0.0,
         weight_decay: 0.0,
-    };
+    }
+    .into();
     let mut method = mtcool_optim::build(kind, &net, &options).unwrap();
     let shared0 = snapshot(&net.shared_params());
     let heads0 = snapshot(&[net.head_params(0), net.head_params(1)].concat());

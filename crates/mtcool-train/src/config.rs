@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use mtcool_data::ClassTask;
 
 use crate::diagnostics::DiagnosticsConfig;
-use mtcool_optim::{BaselineConfig, MethodKind, MethodOptions, MtCoolConfig, SgdConfig};
+use mtcool_optim::{
+    AdamConfig, BaselineConfig, MethodKind, MethodOptions, MtCoolConfig, OptimizerConfig,
+    OptimizerKind, SgdConfig,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -399,8 +402,13 @@ pub struct TrainingConfig {
     pub runs: usize,
     /// Seed of the first run; run r uses `seed + r`.
     pub seed: u64,
-    /// SGD hyper-parameters (one optimiser per task for the alternating methods).
+    /// The optimiser of every method (one per task for the alternating methods), unless a
+    /// grid row names another (`uncertainty[optimizer = "adam"]`).
+    pub optimizer: OptimizerKind,
+    /// SGD hyper-parameters.
     pub sgd: SgdConfig,
+    /// Adam hyper-parameters.
+    pub adam: AdamConfig,
 }
 
 impl Default for TrainingConfig {
@@ -411,7 +419,9 @@ impl Default for TrainingConfig {
             batch_size: 64,
             runs: 5,
             seed: 0,
+            optimizer: OptimizerKind::Sgd,
             sgd: SgdConfig::default(),
+            adam: AdamConfig::default(),
         }
     }
 }
@@ -495,8 +505,12 @@ pub struct RunSettings {
     pub batch_size: usize,
     /// Training images used (before the task split), if limited.
     pub train_limit: Option<usize>,
+    /// Which optimiser.
+    pub optimizer: OptimizerKind,
     /// SGD settings.
     pub sgd: SgdConfig,
+    /// Adam settings.
+    pub adam: AdamConfig,
     /// MT-COOL settings (warm-up adjusted for quick runs).
     pub mtcool: MtCoolConfig,
     /// The baselines' options.
@@ -511,9 +525,17 @@ impl RunSettings {
     /// Everything `mtcool_optim::build` needs.
     pub fn method_options(&self) -> MethodOptions {
         MethodOptions {
-            sgd: self.sgd,
+            optimizer: self.optimizer_config(),
             mtcool: self.mtcool,
             baselines: self.baselines.clone(),
+        }
+    }
+
+    /// The optimiser with its hyper-parameters.
+    pub fn optimizer_config(&self) -> OptimizerConfig {
+        match self.optimizer {
+            OptimizerKind::Sgd => self.sgd.into(),
+            OptimizerKind::Adam => self.adam.into(),
         }
     }
 
@@ -544,7 +566,12 @@ impl RunSettings {
             self.sgd,
             self.model.ops,
         );
-        format!("{}{own}", json(&common))
+        // SGD runs keep the fingerprints they had before Adam existed.
+        let optimizer = match self.optimizer {
+            OptimizerKind::Sgd => String::new(),
+            OptimizerKind::Adam => json(&("adam", self.adam)),
+        };
+        format!("{}{optimizer}{own}", json(&common))
     }
 }
 
@@ -640,7 +667,8 @@ impl std::str::FromStr for MethodSpec {
         let kind: MethodKind = name
             .parse()
             .map_err(|e: mtcool_optim::OptimError| e.to_string())?;
-        if !options.is_empty() && !kind.has_options() {
+        let method_keys = options.keys().filter(|k| !ROW_KEYS.contains(&k.as_str()));
+        if method_keys.count() > 0 && !kind.has_options() {
             return Err(format!("`{label}`: method {kind} has no options"));
         }
         Ok(Self {
@@ -651,17 +679,27 @@ impl std::str::FromStr for MethodSpec {
     }
 }
 
+/// Keys a grid row may set for any method (the others are the method's own options):
+/// `optimizer = "sgd" | "adam"`.
+const ROW_KEYS: [&str; 1] = ["optimizer"];
+
 impl RunSettings {
     /// The settings of one grid row: its method's options replaced as the row says.
     pub fn for_method(&self, spec: &MethodSpec) -> std::result::Result<RunSettings, String> {
         let mut out = self.clone();
-        if spec.options.is_empty() {
+        let fail = |e: String| format!("`{}`: {e}", spec.label);
+        let mut options = spec.options.clone();
+        if let Some(value) = options.remove("optimizer") {
+            out.optimizer = value
+                .try_into()
+                .map_err(|e: toml::de::Error| fail(format!("optimizer: {}", e.message())))?;
+        }
+        if options.is_empty() {
             return Ok(out);
         }
-        let fail = |e: String| format!("`{}`: {e}", spec.label);
         match spec.kind {
             MethodKind::Vanilla | MethodKind::WoReg | MethodKind::MtCool => {
-                out.mtcool = merge(&self.mtcool, &spec.options).map_err(fail)?;
+                out.mtcool = merge(&self.mtcool, &options).map_err(fail)?;
             }
             kind => {
                 let mut table =
@@ -670,7 +708,7 @@ impl RunSettings {
                     .entry(kind.name().to_string())
                     .or_insert_with(|| toml::Value::Table(toml::Table::new()));
                 if let toml::Value::Table(t) = section {
-                    for (k, v) in &spec.options {
+                    for (k, v) in &options {
                         t.insert(k.clone(), v.clone());
                     }
                 }
@@ -855,7 +893,9 @@ impl ExperimentConfig {
             early_stopping_patience: t.early_stopping_patience,
             batch_size: t.batch_size,
             train_limit,
+            optimizer: t.optimizer,
             sgd: t.sgd,
+            adam: t.adam,
             mtcool,
             baselines: self.baselines.clone(),
             diagnostics: self.diagnostics.clone(),
@@ -953,6 +993,33 @@ epochs = 3
     }
 
     #[test]
+    fn a_row_may_name_its_optimizer() {
+        let text = MINIMAL.replace(
+            r#"methods = ["joint", "mtcool"]"#,
+            r#"methods = ["joint", 'joint[optimizer = "adam"]', 'uncertainty[optimizer = "adam", form = "libmtl"]']"#,
+        );
+        let c = ExperimentConfig::parse(&text, Path::new("toy.toml")).unwrap();
+        let specs = c.method_specs().unwrap();
+        let base = c.settings(&Overrides::default());
+        assert_eq!(base.optimizer, OptimizerKind::Sgd);
+        let adam = base.for_method(&specs[1]).unwrap();
+        assert_eq!(
+            adam.method_options().optimizer,
+            OptimizerConfig::Adam(AdamConfig::default())
+        );
+        assert_ne!(
+            adam.fingerprint_json(MethodKind::Joint),
+            base.fingerprint_json(MethodKind::Joint)
+        );
+        let uw = base.for_method(&specs[2]).unwrap();
+        assert_eq!(uw.optimizer, OptimizerKind::Adam);
+        assert_eq!(
+            uw.baselines.uncertainty.form,
+            mtcool_optim::baselines::uncertainty::UncertaintyForm::Libmtl
+        );
+    }
+
+    #[test]
     fn method_lists_split_outside_brackets() {
         assert_eq!(
             split_method_list("joint, fixed[weights = [1, 0.5]],mtcool[samples = 2]"),
@@ -968,6 +1035,7 @@ epochs = 3
             ("joint[x = 1]", "has no options"),
             ("mtcool[noise_bound = ]", "bad options"),
             ("mtcool[noise_bound = 0.1", "closing"),
+            ("joint[optimizer = 'adagrad']", "optimizer"),
         ] {
             let text = MINIMAL.replace(
                 r#"methods = ["joint", "mtcool"]"#,

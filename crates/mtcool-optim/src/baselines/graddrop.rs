@@ -18,7 +18,7 @@ use crate::aggregators::graddrop;
 use crate::error::{OptimError, Result};
 use crate::gradients::{backward_through, leaves, loss_values, task_loss, UpdateGrads};
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
-use crate::sgd::{Sgd, SgdConfig};
+use crate::optimizer::{Optimizer, OptimizerConfig};
 
 /// Options of `graddrop`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ pub struct GradDropConfig {
 #[derive(Debug)]
 pub struct GradDrop {
     leak: Vec<f64>,
-    optimiser: Sgd,
+    optimiser: Optimizer,
 }
 
 impl GradDrop {
@@ -40,7 +40,7 @@ impl GradDrop {
     pub fn new(
         config: &GradDropConfig,
         model: &dyn MultiTaskModel,
-        sgd: SgdConfig,
+        optimizer: impl Into<OptimizerConfig>,
     ) -> Result<Self> {
         let leak = super::per_task("graddrop", "leak", &config.leak, model.num_tasks(), 0.0)?;
         if leak.iter().any(|l| !(0.0..=1.0).contains(l)) {
@@ -51,7 +51,7 @@ impl GradDrop {
         }
         Ok(Self {
             leak,
-            optimiser: Sgd::new(model.all_params(), sgd),
+            optimiser: Optimizer::new(model.all_params(), optimizer),
         })
     }
 }

@@ -1,0 +1,168 @@
+//! The optimiser a method steps with: SGD (the MT-COOL tables) or Adam (the UCL report, and
+//! LibMTL's default for every method).
+
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::adam::{AdamConfig, Moments};
+use crate::error::Result;
+use crate::sgd::SgdConfig;
+
+/// Which optimiser, by name (`optimizer = "sgd" | "adam"` in a config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// SGD with momentum and weight decay.
+    #[default]
+    Sgd,
+    /// Adam.
+    Adam,
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sgd => "sgd",
+            Self::Adam => "adam",
+        })
+    }
+}
+
+/// An optimiser with its hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OptimizerConfig {
+    /// SGD.
+    Sgd(SgdConfig),
+    /// Adam.
+    Adam(AdamConfig),
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self::Sgd(SgdConfig::default())
+    }
+}
+
+impl From<SgdConfig> for OptimizerConfig {
+    fn from(config: SgdConfig) -> Self {
+        Self::Sgd(config)
+    }
+}
+
+impl From<AdamConfig> for OptimizerConfig {
+    fn from(config: AdamConfig) -> Self {
+        Self::Adam(config)
+    }
+}
+
+/// What the optimiser remembers of one parameter.
+#[derive(Debug)]
+enum State {
+    /// SGD's velocity.
+    Velocity(Tensor),
+    /// Adam's moment estimates.
+    Moments(Moments),
+}
+
+/// SGD or Adam over a fixed set of parameters.
+#[derive(Debug)]
+pub struct Optimizer {
+    config: OptimizerConfig,
+    params: Vec<(Var, Option<State>)>,
+}
+
+impl Optimizer {
+    /// An optimiser updating `vars`.
+    pub fn new(vars: Vec<Var>, config: impl Into<OptimizerConfig>) -> Self {
+        Self {
+            config: config.into(),
+            params: vars.into_iter().map(|v| (v, None)).collect(),
+        }
+    }
+
+    /// The parameters this optimiser updates.
+    pub fn vars(&self) -> impl Iterator<Item = &Var> {
+        self.params.iter().map(|(v, _)| v)
+    }
+
+    /// Applies one update from `grads`; parameters without a gradient are left untouched.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_with(|var| grads.get(var).cloned())
+    }
+
+    /// Applies one update with the gradients `grad_of` gives (e.g. a method's combined
+    /// gradients); parameters for which it gives `None` are left untouched (and Adam's step
+    /// count for them does not advance, as in PyTorch).
+    pub fn step_with(&mut self, grad_of: impl Fn(&Var) -> Option<Tensor>) -> Result<()> {
+        for (var, state) in &mut self.params {
+            let Some(grad) = grad_of(var) else { continue };
+            // Detached throughout: the state must not carry the autograd history of every
+            // previous step (it would keep all of them alive).
+            let theta = var.as_tensor().detach();
+            let grad = grad.detach();
+            let (next, kept) = match (self.config, state.take()) {
+                (OptimizerConfig::Sgd(c), previous) => {
+                    let velocity = match previous {
+                        Some(State::Velocity(v)) => Some(v),
+                        _ => None,
+                    };
+                    let (next, velocity) = c.update(&theta, grad, velocity)?;
+                    (next, velocity.map(State::Velocity))
+                }
+                (OptimizerConfig::Adam(c), previous) => {
+                    let moments = match previous {
+                        Some(State::Moments(m)) => Some(m),
+                        _ => None,
+                    };
+                    let (next, moments) = c.update(&theta, grad, moments)?;
+                    (next, Some(State::Moments(moments)))
+                }
+            };
+            var.set(&next)?;
+            *state = kept;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// One step of `optimizer` on `scale · Σ var²`.
+    pub fn step_on_sum_of_squares(optimizer: &mut Optimizer, var: &Var, scale: f64) {
+        let loss = (var.as_tensor().sqr().unwrap().sum_all().unwrap() * scale).unwrap();
+        optimizer.step(&loss.backward().unwrap()).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::testing::step_on_sum_of_squares;
+    use super::*;
+    use crate::AdamConfig;
+    use candle_core::Device;
+
+    #[test]
+    fn state_keeps_no_autograd_history() {
+        // State that tracked ops would chain every step's graph and leak memory.
+        for config in [
+            OptimizerConfig::from(SgdConfig::default()),
+            AdamConfig::default().into(),
+        ] {
+            let var = Var::new(&[1f32, 2.0], &Device::Cpu).unwrap();
+            let mut optimizer = Optimizer::new(vec![var.clone()], config);
+            for _ in 0..2 {
+                step_on_sum_of_squares(&mut optimizer, &var, 1.0);
+            }
+            let tracked = match optimizer.params[0].1.as_ref().unwrap() {
+                State::Velocity(v) => v.track_op(),
+                State::Moments(m) => m.tracks_op(),
+            };
+            assert!(!tracked, "{config:?}");
+        }
+    }
+}
