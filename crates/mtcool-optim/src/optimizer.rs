@@ -56,6 +56,25 @@ impl From<AdamConfig> for OptimizerConfig {
     }
 }
 
+impl std::fmt::Display for OptimizerConfig {
+    /// `SGD (lr 0.01, momentum 0.9, weight decay 0.0005)` or `Adam (lr 0.001, β 0.9 / 0.999,
+    /// ε 1e-8, weight decay 0)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sgd(c) => write!(
+                f,
+                "SGD (lr {}, momentum {}, weight decay {})",
+                c.lr, c.momentum, c.weight_decay
+            ),
+            Self::Adam(c) => write!(
+                f,
+                "Adam (lr {}, β {} / {}, ε {:e}, weight decay {})",
+                c.lr, c.beta1, c.beta2, c.eps, c.weight_decay
+            ),
+        }
+    }
+}
+
 /// What the optimiser remembers of one parameter.
 #[derive(Debug)]
 enum State {
@@ -145,6 +164,18 @@ mod tests {
     use super::*;
     use crate::AdamConfig;
     use candle_core::Device;
+
+    #[test]
+    fn configs_describe_themselves() {
+        assert_eq!(
+            OptimizerConfig::default().to_string(),
+            "SGD (lr 0.01, momentum 0.9, weight decay 0.0005)"
+        );
+        assert_eq!(
+            OptimizerConfig::from(AdamConfig::default()).to_string(),
+            "Adam (lr 0.001, β 0.9 / 0.999, ε 1e-8, weight decay 0)"
+        );
+    }
 
     #[test]
     fn state_keeps_no_autograd_history() {

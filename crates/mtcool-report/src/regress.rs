@@ -23,6 +23,7 @@
 //!     experiment: "mnist".into(),
 //!     quick: true,
 //!     device: "cpu".into(),
+//!     optimizer: String::new(),
 //!     methods: [("joint".into(), method(0.97))].into(),
 //! };
 //! let baseline = Baseline::from_summary(&Summary {
@@ -506,6 +507,7 @@ mod tests {
             experiment: "mnist".into(),
             quick: true,
             device: "cpu".into(),
+            optimizer: String::new(),
             methods: methods
                 .iter()
                 .map(|(n, m)| (n.to_string(), m.clone()))

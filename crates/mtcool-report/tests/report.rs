@@ -59,6 +59,7 @@ fn results_folder(root: &Path) -> PathBuf {
         experiment: "toy".into(),
         quick: false,
         device: "cpu".into(),
+        optimizer: String::new(),
         methods,
     };
     write_json(&dir.join("summary.json"), &summary).unwrap();

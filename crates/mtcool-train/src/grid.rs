@@ -274,6 +274,7 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
         experiment: config.name.clone(),
         quick: settings.quick,
         device,
+        optimizer: settings.optimizer_config().to_string(),
         methods: Default::default(),
     };
     if let Ok(previous) = read_json::<Summary>(&summary_path) {

@@ -95,6 +95,10 @@ pub struct Summary {
     pub quick: bool,
     /// Device the runs trained on.
     pub device: String,
+    /// The experiment's optimiser with its settings (rows may name another); empty in
+    /// summaries written before it was recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub optimizer: String,
     /// Per method, in table order.
     pub methods: BTreeMap<String, MethodSummary>,
 }

@@ -26,6 +26,7 @@
 //!     experiment: "toy".into(),
 //!     quick: true,
 //!     device: "cpu".into(),
+//!     optimizer: String::new(),
 //!     methods: [("independent".into(), method(0.98)), ("joint".into(), method(0.99))].into(),
 //! };
 //! let table = render(&summary, &TableOptions::new("a toy").with_baseline("independent"));
@@ -190,6 +191,13 @@ pub fn render(summary: &Summary, options: &TableOptions<'_>) -> String {
         span(&seeds),
         summary.device
     );
+    if !summary.optimizer.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOptimiser: {}, except in rows that name another.",
+            summary.optimizer
+        );
+    }
     let paper = options.paper;
     let metrics = table_metrics(summary, paper);
     let methods = method_order(summary, options.order);
@@ -302,6 +310,7 @@ mod tests {
             experiment: "mnist".into(),
             quick: false,
             device: "cpu".into(),
+            optimizer: String::new(),
             methods: [
                 (
                     "independent".to_string(),
@@ -349,6 +358,18 @@ mod tests {
             ]
             .into(),
         }
+    }
+
+    #[test]
+    fn table_names_the_optimiser_when_the_summary_records_it() {
+        let options = TableOptions::new("Table 1");
+        assert!(!render(&summary(), &options).contains("Optimiser"));
+        let with = Summary {
+            optimizer: "SGD (lr 0.01, momentum 0.9, weight decay 0.0005)".into(),
+            ..summary()
+        };
+        assert!(render(&with, &options)
+            .contains("Optimiser: SGD (lr 0.01, momentum 0.9, weight decay 0.0005), except"));
     }
 
     #[test]

@@ -447,6 +447,7 @@ mod tests {
             experiment: "toy".into(),
             quick: true,
             device: "cpu".into(),
+            optimizer: String::new(),
             methods: by_method
                 .iter()
                 .map(|(m, runs)| (m.clone(), MethodSummary::from_runs(runs)))

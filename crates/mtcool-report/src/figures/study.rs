@@ -583,6 +583,7 @@ mod tests {
                 experiment: "toy".into(),
                 quick: true,
                 device: "cpu".into(),
+                optimizer: String::new(),
                 methods: rows.into_iter().map(|(m, s)| (m.to_string(), s)).collect(),
             },
             runs: BTreeMap::new(),
