@@ -409,6 +409,10 @@ pub struct TrainingConfig {
     pub sgd: SgdConfig,
     /// Adam hyper-parameters.
     pub adam: AdamConfig,
+    /// Mirror each training image left-right with probability ½ (masks mirrored and boxes
+    /// reflected with it), drawn from the run's own augmentation stream. Image-to-image
+    /// datasets only; off by default (the papers name no augmentation).
+    pub horizontal_flip: bool,
 }
 
 impl Default for TrainingConfig {
@@ -422,6 +426,7 @@ impl Default for TrainingConfig {
             optimizer: OptimizerKind::Sgd,
             sgd: SgdConfig::default(),
             adam: AdamConfig::default(),
+            horizontal_flip: false,
         }
     }
 }
@@ -511,6 +516,8 @@ pub struct RunSettings {
     pub sgd: SgdConfig,
     /// Adam settings.
     pub adam: AdamConfig,
+    /// Random left-right mirroring of training batches.
+    pub horizontal_flip: bool,
     /// MT-COOL settings (warm-up adjusted for quick runs).
     pub mtcool: MtCoolConfig,
     /// The baselines' options.
@@ -566,12 +573,14 @@ impl RunSettings {
             self.sgd,
             self.model.ops,
         );
-        // SGD runs keep the fingerprints they had before Adam existed.
+        // Runs with SGD and without augmentation keep the fingerprints they had before Adam
+        // and flips existed.
         let optimizer = match self.optimizer {
             OptimizerKind::Sgd => String::new(),
             OptimizerKind::Adam => json(&("adam", self.adam)),
         };
-        format!("{}{optimizer}{own}", json(&common))
+        let flip = if self.horizontal_flip { "hflip" } else { "" };
+        format!("{}{optimizer}{flip}{own}", json(&common))
     }
 }
 
@@ -779,6 +788,13 @@ impl ExperimentConfig {
             return Err(fail("quick.epochs and quick.runs must be ≥ 1".into()));
         }
         self.data.validate().map_err(fail)?;
+        if t.horizontal_flip && self.data.class_tasks().is_some() {
+            return Err(fail(
+                "training.horizontal_flip is for the image-to-image datasets (refuge, hrfav, \
+                 pets); digits and organ slices are not mirror-symmetric"
+                    .into(),
+            ));
+        }
         let wants = match &self.data {
             DataConfig::Refuge { .. } | DataConfig::Hrfav { .. } => Arch::Unet,
             DataConfig::Pets { .. } => Arch::Psinet,
@@ -896,6 +912,7 @@ impl ExperimentConfig {
             optimizer: t.optimizer,
             sgd: t.sgd,
             adam: t.adam,
+            horizontal_flip: t.horizontal_flip,
             mtcool,
             baselines: self.baselines.clone(),
             diagnostics: self.diagnostics.clone(),
@@ -990,6 +1007,15 @@ epochs = 3
             specs[2].file_stem(),
             "mtcool_noise_bound___0.05__samples___2_"
         );
+    }
+
+    #[test]
+    fn flips_are_refused_for_class_datasets() {
+        let text = MINIMAL.replace("epochs = 3", "epochs = 3\nhorizontal_flip = true");
+        let err = ExperimentConfig::parse(&text, Path::new("toy.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("horizontal_flip"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Data flows config → [`data`] (files to device tensors) → `mtcool-models` → `mtcool-optim`
 //! → [`evaluate`] (through `mtcool-metrics`) → [`results`].
 
+pub mod augment;
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -12,6 +12,7 @@ use mtcool_optim::{MethodKind, TaskBatch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::augment::FlipDraw;
 use crate::config::{Arch, MethodSpec, ModelConfig, RunSettings};
 use crate::data::{iterations_per_epoch, Dataset, Sampler, SplitTensors, TaskKind};
 use crate::diagnostics::{flatness, gradient_cosines, probe_batches};
@@ -30,6 +31,8 @@ pub struct RunRngs {
     pub method: ChaCha8Rng,
     /// Diagnostics (the flatness probe's noise), apart from training.
     pub diagnostics: ChaCha8Rng,
+    /// Augmentation draws (its own stream: turning it on leaves the batch order alone).
+    pub augment: ChaCha8Rng,
 }
 
 impl RunRngs {
@@ -46,6 +49,7 @@ impl RunRngs {
             data: stream(1),
             method: stream(2),
             diagnostics: stream(3),
+            augment: stream(4),
         }
     }
 }
@@ -167,30 +171,40 @@ fn draw_batches(
     samplers: &mut [Sampler],
     batch_size: usize,
     rng: &mut ChaCha8Rng,
+    mut flip_rng: Option<&mut ChaCha8Rng>,
 ) -> Result<(Vec<TaskBatch>, usize)> {
     let mut batches = Vec::with_capacity(train.len());
     let mut images = 0;
-    let mut shared: Option<(Vec<u32>, Tensor)> = None;
+    let mut shared: Option<(Vec<u32>, Tensor, Option<FlipDraw>)> = None;
     for (t, split) in train.iter().enumerate() {
         let indices = match (&shared, dataset.shared_input) {
-            (Some((indices, _)), true) => indices.clone(),
+            (Some((indices, _, _)), true) => indices.clone(),
             _ => samplers[t].next_batch(batch_size, rng).to_vec(),
         };
         let (raw, target) = split.batch(&indices)?;
-        let input = match &shared {
-            Some((_, input)) if dataset.shared_input => input.clone(),
+        let (input, flip) = match &shared {
+            Some((_, input, flip)) if dataset.shared_input => (input.clone(), flip.clone()),
             _ => {
                 images += indices.len();
+                let flip = match flip_rng.as_deref_mut() {
+                    Some(r) => Some(FlipDraw::draw(indices.len(), r, raw.device())?),
+                    None => None,
+                };
+                let raw = match &flip {
+                    Some(f) => f.images(&raw)?,
+                    None => raw,
+                };
                 let input = dataset.normaliser.apply(&raw)?;
                 if dataset.shared_input {
-                    shared = Some((indices, input.clone()));
+                    shared = Some((indices, input.clone(), flip.clone()));
                 }
-                input
+                (input, flip)
             }
         };
-        let target = match target {
-            Some(t) => t,
-            None => input.detach(),
+        let target = match (target, &flip) {
+            (Some(target), Some(f)) => f.target(&dataset.tasks[t].kind, &target)?,
+            (Some(target), None) => target,
+            (None, _) => input.detach(),
         };
         batches.push(TaskBatch { input, target });
     }
@@ -253,6 +267,7 @@ pub fn train_run(
                 &mut samplers,
                 settings.batch_size,
                 &mut rngs.data,
+                settings.horizontal_flip.then_some(&mut rngs.augment),
             )?;
             images += seen;
             let report = method.step(model.as_ref(), &batches, &mut rngs.method)?;

@@ -21,10 +21,18 @@ fn synth() -> tempfile::TempDir {
     dir
 }
 
+fn load(name: &str) -> ExperimentConfig {
+    ExperimentConfig::load(&experiments().join(format!("{name}.toml"))).unwrap()
+}
+
 /// Runs `methods` of experiment `name` with its quick settings on `data`; returns the summary.
 fn quick(name: &str, methods: &[MethodKind], data: &Path) -> Summary {
+    quick_with(load(name), methods, data)
+}
+
+/// Runs `methods` of `config` with its quick settings on `data`; returns the summary.
+fn quick_with(config: ExperimentConfig, methods: &[MethodKind], data: &Path) -> Summary {
     let out = tempfile::tempdir().unwrap();
-    let config = ExperimentConfig::load(&experiments().join(format!("{name}.toml"))).unwrap();
     let request = GridRequest {
         config,
         data_dir: data.to_path_buf(),
@@ -111,4 +119,21 @@ fn pets_trains_on_synthetic_hdf5_files() {
     for key in ["seg/accuracy", "seg/iou", "seg/dice", "box/iou", "rec/mse"] {
         assert!(m.contains_key(key), "pets lacks {key}: {:?}", m.keys());
     }
+}
+
+/// Random mirroring is applied (the run differs from the unmirrored one) and is drawn from
+/// the run's seed (the same run repeats exactly).
+#[test]
+fn horizontal_flips_change_training_and_repeat_exactly() {
+    let data = synth();
+    let joint = [MethodKind::Joint];
+    let plain = quick("refuge", &joint, data.path());
+    let mut config = load("refuge");
+    config.training.horizontal_flip = true;
+    let flipped = quick_with(config.clone(), &joint, data.path());
+    let again = quick_with(config, &joint, data.path());
+    check(&flipped, &["seg", "cls"]);
+    let mean = |s: &Summary| s.methods["joint"].mean.clone();
+    assert_eq!(mean(&flipped), mean(&again));
+    assert_ne!(mean(&flipped), mean(&plain));
 }
