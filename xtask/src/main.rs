@@ -63,10 +63,11 @@ enum DataCommand {
         #[arg(long, default_value = "datasets")]
         data: PathBuf,
     },
-    /// Small synthetic look-alikes of REFUGE, HRF-AV, the pets HDF5 files and OrganCMNIST,
-    /// in their real on-disk formats (for tests and quick runs: `--data <out>`).
+    /// Small synthetic look-alikes of REFUGE, HRF-AV, the pets HDF5 files and original
+    /// release, and OrganCMNIST, in their real on-disk formats (for tests and quick runs:
+    /// `--data <out>`).
     Synth {
-        /// Output root (gets refuge/, hrfav/, pets/, organcmnist/).
+        /// Output root (gets refuge/, hrfav/, pets/, pets-release/, organcmnist/).
         #[arg(long, default_value = "datasets/synth")]
         out: PathBuf,
         /// Seed of the generated content.
@@ -120,7 +121,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ""
             };
             println!(
-                "wrote synthetic refuge/, hrfav/, {pets}organcmnist/ under {} in {:.1} s",
+                "wrote synthetic refuge/, hrfav/, {pets}pets-release/, organcmnist/ under {} in {:.1} s",
                 out.display(),
                 start.elapsed().as_secs_f64()
             );

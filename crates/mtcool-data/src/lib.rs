@@ -5,6 +5,7 @@
 //!
 //! - [`idx`]: the IDX format of MNIST and Fashion-MNIST (plain or gzipped);
 //! - [`mnist`]: the four-file MNIST folder layout;
+//! - [`pets_release`]: the original Oxford-IIIT Pet release (images, trimaps, head boxes);
 //! - [`tasks`]: task splits by class (MNIST even / odd).
 
 pub mod dense;
@@ -16,6 +17,8 @@ pub mod mnist;
 pub mod organcmnist;
 #[cfg(feature = "hdf5")]
 pub mod pets;
+mod pets_draw;
+pub mod pets_release;
 pub mod refuge;
 pub mod synth;
 pub mod tasks;

@@ -23,11 +23,12 @@ use std::path::{Path, PathBuf};
 
 use hdf5::types::TypeDescriptor;
 use ndarray::{Array1, Array2, Array3, Array4, Axis, Ix1, Ix2, Ix4};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::dense::{DenseSet, DenseSplits, Target};
 use crate::error::{DataError, Result};
+use crate::pets_draw::synthetic_sample;
 
 /// The split folders of a pets root, in the order train, validation, test.
 pub const SPLITS: [&str; 3] = ["train", "val", "test"];
@@ -488,141 +489,6 @@ pub fn load(root: &Path, limit: Option<usize>) -> Result<DenseSplits> {
     }
 }
 
-/// One synthetic sample: image `(S, S, 3)`, mask `(S, S)`, species, head box in pixels.
-struct Sample {
-    image: Array3<u8>,
-    mask: Array2<u8>,
-    species: i64,
-    head_box: [f64; 4],
-}
-
-/// Is `(x, y)` inside the triangle `a, b, c`?
-fn in_triangle(x: f32, y: f32, a: (f32, f32), b: (f32, f32), c: (f32, f32)) -> bool {
-    let side = |p: (f32, f32), q: (f32, f32)| (q.0 - p.0) * (y - p.1) - (q.1 - p.1) * (x - p.0);
-    let (d1, d2, d3) = (side(a, b), side(b, c), side(c, a));
-    let neg = d1 < 0.0 || d2 < 0.0 || d3 < 0.0;
-    let pos = d1 > 0.0 || d2 > 0.0 || d3 > 0.0;
-    !(neg && pos)
-}
-
-/// Is `(x, y)` inside the axis-aligned ellipse centred at `(cx, cy)` with radii `(rx, ry)`?
-fn in_ellipse(x: f32, y: f32, cx: f32, cy: f32, rx: f32, ry: f32) -> bool {
-    let (dx, dy) = ((x - cx) / rx, (y - cy) / ry);
-    dx * dx + dy * dy <= 1.0
-}
-
-fn byte(v: f32) -> u8 {
-    v.round().clamp(0.0, 255.0) as u8
-}
-
-/// Draws one synthetic pet: cats (0) are an ellipse head with two pointed ears and striped,
-/// grey-blue fur; dogs (1) a rounder, wider head with floppy ears and spotted, brown fur.
-fn synthetic_sample(rng: &mut ChaCha8Rng, size: usize) -> Sample {
-    let s = size as f32;
-    let species: i64 = rng.random_range(0..2);
-    let cat = species == 0;
-    // Background: a base colour with a random stripe texture.
-    let bg: [f32; 3] = [
-        rng.random_range(40.0..200.0),
-        rng.random_range(60.0..200.0),
-        rng.random_range(40.0..180.0),
-    ];
-    let freq = rng.random_range(0.1..0.6) * 32.0 / s;
-    let angle: f32 = rng.random_range(0.0..std::f32::consts::PI);
-    let (fx, fy) = (freq * angle.cos(), freq * angle.sin());
-    let phase: f32 = rng.random_range(0.0..std::f32::consts::TAU);
-    // Pet geometry, in pixels.
-    let r = rng.random_range(0.10..0.15) * s;
-    let hx = rng.random_range(0.3..0.7) * s;
-    let hy = rng.random_range(0.3..0.45) * s;
-    let (hrx, hry) = if cat { (r, 0.9 * r) } else { (1.15 * r, r) };
-    let brx = rng.random_range(0.15..0.25) * s;
-    let bry = rng.random_range(0.10..0.16) * s;
-    let bx = hx + rng.random_range(-0.1..0.1) * s;
-    let by = hy + hry + 0.7 * bry;
-    let fur: [f32; 3] = if cat {
-        [
-            rng.random_range(90.0..150.0),
-            rng.random_range(100.0..160.0),
-            rng.random_range(150.0..230.0),
-        ]
-    } else {
-        [
-            rng.random_range(150.0..230.0),
-            rng.random_range(90.0..150.0),
-            rng.random_range(30.0..90.0),
-        ]
-    };
-    let ear = |sign: f32| {
-        (
-            (hx + sign * 0.85 * r, hy - 0.3 * r),
-            (hx + sign * 0.2 * r, hy - 0.75 * r),
-            (hx + sign * 0.75 * r, hy - 1.6 * r),
-        )
-    };
-    let (left, right) = (ear(-1.0), ear(1.0));
-    let mut image = Array3::<u8>::zeros((size, size, 3));
-    let mut mask = Array2::<u8>::zeros((size, size));
-    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0usize, 0usize);
-    for py in 0..size {
-        for px in 0..size {
-            let (x, y) = (px as f32 + 0.5, py as f32 + 0.5);
-            let head = in_ellipse(x, y, hx, hy, hrx, hry)
-                || if cat {
-                    in_triangle(x, y, left.0, left.1, left.2)
-                        || in_triangle(x, y, right.0, right.1, right.2)
-                } else {
-                    in_ellipse(x, y, hx - 1.05 * r, hy + 0.3 * r, 0.35 * r, 0.7 * r)
-                        || in_ellipse(x, y, hx + 1.05 * r, hy + 0.3 * r, 0.35 * r, 0.7 * r)
-                };
-            let pet = head || in_ellipse(x, y, bx, by, brx, bry);
-            let noise = rng.random_range(-12.0..12.0);
-            let colour: [f32; 3] = if pet {
-                let texture = if cat {
-                    // stripes across the fur
-                    if ((x * 6.0 / r).sin()) > 0.3 {
-                        -35.0
-                    } else {
-                        0.0
-                    }
-                } else if rng.random::<f32>() < 0.04 {
-                    // sparse dark spots
-                    -60.0
-                } else {
-                    0.0
-                };
-                [fur[0] + texture, fur[1] + texture, fur[2] + texture]
-            } else {
-                let t = 25.0 * (fx * x + fy * y + phase).sin();
-                [bg[0] + t, bg[1] + t, bg[2] + t]
-            };
-            for c in 0..3 {
-                image[[py, px, c]] = byte(colour[c] + noise);
-            }
-            if pet {
-                mask[[py, px]] = 1;
-            }
-            if head {
-                x0 = x0.min(px);
-                y0 = y0.min(py);
-                x1 = x1.max(px + 1);
-                y1 = y1.max(py + 1);
-            }
-        }
-    }
-    let head_box = if x0 == usize::MAX {
-        [0.0, 0.0, s as f64, s as f64]
-    } else {
-        [x0 as f64, y0 as f64, x1 as f64, y1 as f64]
-    };
-    Sample {
-        image,
-        mask,
-        species,
-        head_box,
-    }
-}
-
 fn write_h5<A: hdf5::H5Type, D: ndarray::Dimension>(
     path: &Path,
     name: &str,
@@ -660,7 +526,7 @@ pub fn write_synthetic(root: &Path, counts: [usize; 3], size: usize, seed: u64) 
         let mut binary = Array2::<i64>::zeros((n, 1));
         let mut bboxes = Array2::<f64>::zeros((n, 4));
         for i in 0..n {
-            let sample = synthetic_sample(&mut rng, size);
+            let sample = synthetic_sample(&mut rng, size, size);
             images.index_axis_mut(Axis(0), i).assign(&sample.image);
             masks
                 .index_axis_mut(Axis(0), i)

@@ -135,8 +135,9 @@ pub enum DataConfig {
         #[serde(default = "default_overlap")]
         overlap: usize,
     },
-    /// Oxford-IIIT Pet as the UCL coursework's HDF5 files: any subset of `seg`, `cls`, `box`,
-    /// `rec`, in the given order.
+    /// Oxford-IIIT Pet, as the UCL coursework's HDF5 files (cargo feature `hdf5`) or as the
+    /// original release (`images/`, `annotations/`; read whichever the folder holds): any
+    /// subset of `seg`, `cls`, `box`, `rec`, in the given order.
     Pets {
         /// Folder under the data directory (`pets`).
         #[serde(default = "default_pets_folder")]
@@ -146,6 +147,10 @@ pub enum DataConfig {
         /// Use only the first this many samples of each split.
         #[serde(default)]
         limit: Option<usize>,
+        /// How the original release is resized, split and labelled (its split is drawn with
+        /// the experiment's first seed, the same for every run).
+        #[serde(default)]
+        release: mtcool_data::pets_release::ReleaseOptions,
     },
 }
 

@@ -310,20 +310,21 @@ pub fn load(
             };
             dense_dataset(&splits, Some(patches), device)
         }
-        #[cfg(not(feature = "hdf5"))]
-        DataConfig::Pets { .. } => Err(TrainError::Config {
-            path: folder,
-            problem: "the pets files are HDF5, and this build has no HDF5 support: install the \
-                      HDF5 C library (Debian: libhdf5-dev) and build with `--features hdf5`"
-                .into(),
-        }),
-        #[cfg(feature = "hdf5")]
-        DataConfig::Pets { tasks, limit, .. } => {
+        DataConfig::Pets {
+            tasks,
+            limit,
+            release,
+            ..
+        } => {
             let limit = match (train_limit, limit) {
                 (Some(a), Some(b)) => Some(a.min(*b)),
                 (a, b) => a.or(*b),
             };
-            let splits = mtcool_data::pets::load(&folder, limit)?;
+            let splits = if mtcool_data::pets_release::is_release_layout(&folder) {
+                mtcool_data::pets_release::load(&folder, release, seed, limit)?
+            } else {
+                load_pets_hdf5(&folder, limit)?
+            };
             let keep = |set: DenseSet| -> Result<DenseSet> { keep_tasks(set, tasks, &folder) };
             let splits = DenseSplits {
                 train: keep(splits.train)?,
@@ -335,8 +336,25 @@ pub fn load(
     }
 }
 
-/// Only the targets named in `tasks`, in that order.
+/// The coursework's HDF5 files (this build reads them).
 #[cfg(feature = "hdf5")]
+fn load_pets_hdf5(folder: &Path, limit: Option<usize>) -> Result<DenseSplits> {
+    Ok(mtcool_data::pets::load(folder, limit)?)
+}
+
+/// The coursework's HDF5 files (this build cannot read them).
+#[cfg(not(feature = "hdf5"))]
+fn load_pets_hdf5(folder: &Path, _limit: Option<usize>) -> Result<DenseSplits> {
+    Err(TrainError::Config {
+        path: folder.to_path_buf(),
+        problem: "holds no original release (annotations/list.txt, images/), and the \
+                  coursework's HDF5 files need a build with HDF5 support: install the HDF5 C \
+                  library (Debian: libhdf5-dev) and build with `--features hdf5`"
+            .into(),
+    })
+}
+
+/// Only the targets named in `tasks`, in that order.
 fn keep_tasks(mut set: DenseSet, tasks: &[String], folder: &Path) -> Result<DenseSet> {
     let mut kept = Vec::with_capacity(tasks.len());
     for name in tasks {
@@ -466,7 +484,7 @@ pub fn configured_tasks(config: &DataConfig) -> (Vec<TaskKind>, Vec<usize>) {
             vec![mask_kind("vessel", 2), mask_kind("av", 3)],
             vec![3, *patch_size, *patch_size],
         ),
-        DataConfig::Pets { tasks, .. } => (
+        DataConfig::Pets { tasks, release, .. } => (
             tasks
                 .iter()
                 .map(|t| match t.as_str() {
@@ -476,7 +494,7 @@ pub fn configured_tasks(config: &DataConfig) -> (Vec<TaskKind>, Vec<usize>) {
                     _ => TaskKind::Reconstruction { channels: 3 },
                 })
                 .collect(),
-            vec![3, 256, 256],
+            vec![3, release.size, release.size],
         ),
     }
 }

@@ -121,6 +121,30 @@ fn pets_trains_on_synthetic_hdf5_files() {
     }
 }
 
+/// The original release's layout (images, trimaps, xmls, list.txt) needs no HDF5: the pets
+/// config reads it from a folder that holds it, whatever the build's features.
+#[test]
+fn pets_trains_on_the_original_release_layout() {
+    let data = synth();
+    let mut config = load("pets");
+    if let mtcool_train::config::DataConfig::Pets { folder, .. } = &mut config.data {
+        *folder = "pets-release".into();
+    }
+    let mut small = toml::Table::new();
+    small.insert("size".into(), toml::Value::Integer(64));
+    config
+        .quick
+        .data
+        .get_or_insert_with(Default::default)
+        .insert("release".into(), toml::Value::Table(small));
+    let pets = quick_with(config, &[MethodKind::Fixed], data.path());
+    check(&pets, &["seg", "cls", "box", "rec"]);
+    let m = &pets.methods["fixed"].mean;
+    for key in ["seg/accuracy", "seg/iou", "seg/dice", "box/iou", "rec/mse"] {
+        assert!(m.contains_key(key), "pets lacks {key}: {:?}", m.keys());
+    }
+}
+
 /// Random mirroring is applied (the run differs from the unmirrored one) and is drawn from
 /// the run's seed (the same run repeats exactly).
 #[test]

@@ -2,8 +2,10 @@
 //! readers' own `write_synthetic` functions, small enough for tests and quick runs.
 //!
 //! [`write_all`] writes the layout of the data directory (`refuge/`, `hrfav/`, `pets/`,
-//! `organcmnist/organcmnist.npz`), so `--data DIR` works on its output as on real data. The
-//! pets HDF5 files need the `hdf5` feature; without it they are not written.
+//! `pets-release/`, `organcmnist/organcmnist.npz`), so `--data DIR` works on its output as on
+//! real data. The pets HDF5 files need the `hdf5` feature; without it they are not written.
+//! The original Oxford-IIIT Pet layout (`pets-release/`, read by [`crate::pets_release`]) is
+//! always written.
 
 use std::path::Path;
 
@@ -24,6 +26,9 @@ pub struct SynthSizes {
     pub pets: [usize; 3],
     /// Side of the pets images.
     pub pets_size: usize,
+    /// Images of the original Oxford-IIIT Pet layout (`pets-release/`); about a fifth have
+    /// no head box.
+    pub pets_release: usize,
     /// OrganCMNIST images in train, val, test.
     pub organ: [usize; 3],
 }
@@ -37,6 +42,7 @@ impl Default for SynthSizes {
             hrf_size: (192, 128),
             pets: [48, 16, 16],
             pets_size: 64,
+            pets_release: 60,
             organ: [1100, 220, 440],
         }
     }
@@ -45,8 +51,8 @@ impl Default for SynthSizes {
 /// Whether this build writes (and reads) the pets HDF5 files.
 pub const WITH_PETS: bool = cfg!(feature = "hdf5");
 
-/// Writes every synthetic dataset under `out`, deterministically from `seed` (the pets files
-/// only with the `hdf5` feature: see [`WITH_PETS`]).
+/// Writes every synthetic dataset under `out`, deterministically from `seed` (the pets HDF5
+/// files only with the `hdf5` feature: see [`WITH_PETS`]; the pets release layout always).
 pub fn write_all(out: &Path, sizes: &SynthSizes, seed: u64) -> Result<()> {
     crate::refuge::write_synthetic(
         &out.join("refuge"),
@@ -67,6 +73,11 @@ pub fn write_all(out: &Path, sizes: &SynthSizes, seed: u64) -> Result<()> {
         sizes.pets,
         sizes.pets_size,
         seed.wrapping_add(2),
+    )?;
+    crate::pets_release::write_synthetic(
+        &out.join("pets-release"),
+        sizes.pets_release,
+        seed.wrapping_add(4),
     )?;
     let organ_dir = out.join("organcmnist");
     std::fs::create_dir_all(&organ_dir).map_err(|e| crate::DataError::io(&organ_dir, e))?;
