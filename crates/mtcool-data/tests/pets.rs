@@ -2,10 +2,13 @@
 #![cfg(feature = "hdf5")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{boxes, mask, species};
+
 use std::path::Path;
 
 use mtcool_data::pets::{self, PetsSplit};
-use mtcool_data::{DataError, DenseSet, Target};
+use mtcool_data::{DataError, Target};
 use ndarray::{Array2, Array3, Array4, ArrayD, Axis};
 
 const SIZE: usize = 32;
@@ -14,33 +17,6 @@ fn synthetic(counts: [usize; 3], seed: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     pets::write_synthetic(dir.path(), counts, SIZE, seed).unwrap();
     dir
-}
-
-fn mask(set: &DenseSet) -> &Array3<u8> {
-    match &set.targets[0].1 {
-        Target::Mask { maps, classes } => {
-            assert_eq!(*classes, 2);
-            maps
-        }
-        other => panic!("seg target is {other:?}"),
-    }
-}
-
-fn species(set: &DenseSet) -> Vec<u8> {
-    match &set.targets[1].1 {
-        Target::Class { labels, classes } => {
-            assert_eq!(*classes, 2);
-            labels.to_vec()
-        }
-        other => panic!("cls target is {other:?}"),
-    }
-}
-
-fn boxes(set: &DenseSet) -> &Array2<f32> {
-    match &set.targets[2].1 {
-        Target::Values(v) => v,
-        other => panic!("box target is {other:?}"),
-    }
 }
 
 fn write_dataset<T: hdf5::H5Type>(path: &Path, key: &str, data: &ArrayD<T>) {

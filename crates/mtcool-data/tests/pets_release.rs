@@ -1,13 +1,16 @@
 //! The original Oxford-IIIT Pet release reader on synthetic files and corrupt variants of them.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{boxes, mask, species};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use mtcool_data::dense::IGNORE;
 use mtcool_data::pets_release::{self, Border, ReleaseOptions, ReleaseSplit};
 use mtcool_data::{DenseSet, DenseSplits, Target};
-use ndarray::{Array2, Array3};
+use ndarray::Array2;
 
 const COUNT: usize = 20;
 const SIZE: usize = 32;
@@ -24,33 +27,6 @@ fn synthetic(count: usize, seed: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     pets_release::write_synthetic(dir.path(), count, seed).unwrap();
     dir
-}
-
-fn mask(set: &DenseSet) -> &Array3<u8> {
-    match &set.targets[0].1 {
-        Target::Mask { maps, classes } => {
-            assert_eq!(*classes, 2);
-            maps
-        }
-        other => panic!("seg target is {other:?}"),
-    }
-}
-
-fn species(set: &DenseSet) -> Vec<u8> {
-    match &set.targets[1].1 {
-        Target::Class { labels, classes } => {
-            assert_eq!(*classes, 2);
-            labels.to_vec()
-        }
-        other => panic!("cls target is {other:?}"),
-    }
-}
-
-fn boxes(set: &DenseSet) -> &Array2<f32> {
-    match &set.targets[2].1 {
-        Target::Values(v) => v,
-        other => panic!("box target is {other:?}"),
-    }
 }
 
 fn sets(splits: &DenseSplits) -> [&DenseSet; 3] {
