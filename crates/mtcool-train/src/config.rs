@@ -263,9 +263,20 @@ impl DataConfig {
             }
         }
         match self {
-            DataConfig::Pets { tasks, .. } => {
+            DataConfig::Pets { tasks, release, .. } => {
                 if tasks.is_empty() {
                     return Err("pets needs at least one task".into());
+                }
+                let f = release.fractions;
+                if release.size == 0
+                    || f.iter().any(|x| !x.is_finite() || *x < 0.0)
+                    || f.iter().sum::<f64>() <= 0.0
+                {
+                    return Err(format!(
+                        "pets: release.size must be ≥ 1 and release.fractions non-negative with \
+                         a positive sum, got size {} and fractions {f:?}",
+                        release.size
+                    ));
                 }
                 for (i, t) in tasks.iter().enumerate() {
                     if !PET_TASKS.contains(&t.as_str()) {
@@ -1012,6 +1023,23 @@ epochs = 3
             specs[2].file_stem(),
             "mtcool_noise_bound___0.05__samples___2_"
         );
+    }
+
+    #[test]
+    fn bad_pets_release_options_are_rejected() {
+        let pets = include_str!("../../../experiments/pets.toml");
+        assert!(ExperimentConfig::parse(pets, Path::new("pets.toml")).is_ok());
+        for bad in [
+            "size = 0",
+            "fractions = [0.0, 0.0, 0.0]",
+            "border = \"edge\"",
+        ] {
+            let text = format!("{pets}\n[data.release]\n{bad}\n");
+            let err = ExperimentConfig::parse(&text, Path::new("pets.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("pets.toml: "), "{bad}: {err}");
+        }
     }
 
     #[test]
