@@ -220,27 +220,17 @@ type Sample = (Array3<u8>, Array2<u8>, Array2<u8>, Array2<u8>);
 fn prepare(entry: &HrfEntry) -> Result<Sample> {
     let image = image_io::read_rgb(&entry.image)?;
     let (_, h, w) = image.dim();
-    let size_error = |path: &Path, (fh, fw): (usize, usize)| DataError::Mismatch {
-        path: path.to_path_buf(),
-        problem: format!(
-            "is {fw}×{fh} but its image {} is {w}×{h}",
-            entry.image.display()
-        ),
+    let same_size = |path: &Path, dims: (usize, usize)| {
+        image_io::check_same_size(path, "", dims, &entry.image, (h, w))
     };
     let codes = read_av(&entry.av)?;
-    if codes.dim() != (h, w) {
-        return Err(size_error(&entry.av, codes.dim()));
-    }
+    same_size(&entry.av, codes.dim())?;
     let fov = image_io::read_rgb(&entry.fov)?;
     let (_, fh, fw) = fov.dim();
-    if (fh, fw) != (h, w) {
-        return Err(size_error(&entry.fov, (fh, fw)));
-    }
+    same_size(&entry.fov, (fh, fw))?;
     if let Some(vessel) = &entry.vessel {
         let (vw, vh) = image_io::dimensions(vessel)?;
-        if (vh as usize, vw as usize) != (h, w) {
-            return Err(size_error(vessel, (vh as usize, vw as usize)));
-        }
+        same_size(vessel, (vh as usize, vw as usize))?;
     }
     let valid = Array2::from_shape_fn((h, w), |(y, x)| {
         u8::from(fov[[0, y, x]] > 0 || fov[[1, y, x]] > 0 || fov[[2, y, x]] > 0)

@@ -100,6 +100,29 @@ fn save(path: &Path, img: DynamicImage) -> Result<()> {
     img.save_with_format(path, format).map_err(encode_err)
 }
 
+/// Checks that the label map at `path` (`(height, width)` = `dims`) has the size of its image
+/// at `image` (`image_dims`); the error names both, e.g. `mask is 30×20 but its image … is
+/// 32×32`, with `what` (`"mask "`, `"trimap "` or empty) leading the message.
+pub fn check_same_size(
+    path: &Path,
+    what: &str,
+    dims: (usize, usize),
+    image: &Path,
+    image_dims: (usize, usize),
+) -> Result<()> {
+    let ((mh, mw), (h, w)) = (dims, image_dims);
+    if dims == image_dims {
+        return Ok(());
+    }
+    Err(DataError::Mismatch {
+        path: path.to_path_buf(),
+        problem: format!(
+            "{what}is {mw}×{mh} but its image {} is {w}×{h}",
+            image.display()
+        ),
+    })
+}
+
 /// Writes a `(3, H, W)` RGB image; the format follows the extension (JPEG at quality 95).
 pub fn write_rgb(path: &Path, image: &Array3<u8>) -> Result<()> {
     let (c, h, w) = image.dim();

@@ -396,16 +396,7 @@ fn prepare(
     let image = image_io::read_rgb(&entry.image)?;
     let (_, h, w) = image.dim();
     let mask = read_trimap(&entry.trimap, options.border)?;
-    let (mh, mw) = mask.dim();
-    if (mh, mw) != (h, w) {
-        return Err(DataError::Mismatch {
-            path: entry.trimap.clone(),
-            problem: format!(
-                "trimap is {mw}×{mh} but its image {} is {w}×{h}",
-                entry.image.display()
-            ),
-        });
-    }
+    image_io::check_same_size(&entry.trimap, "trimap ", mask.dim(), &entry.image, (h, w))?;
     let head = read_head_box(&entry.xml)?;
     let frac = box_fractions(&entry.xml, &head, w, h)?;
     let s = options.size;

@@ -471,16 +471,7 @@ fn prepare(
     let image = image_io::read_rgb(&entry.image)?;
     let mask = read_mask(&entry.mask)?;
     let (_, h, w) = image.dim();
-    let (mh, mw) = mask.dim();
-    if (mh, mw) != (h, w) {
-        return Err(DataError::Mismatch {
-            path: entry.mask.clone(),
-            problem: format!(
-                "mask is {mw}×{mh} but its image {} is {w}×{h}",
-                entry.image.display()
-            ),
-        });
-    }
+    image_io::check_same_size(&entry.mask, "mask ", mask.dim(), &entry.image, (h, w))?;
     let centre = if use_ground_truth {
         centroid(&mask, |v| v == 1 || v == 2)
     } else {
