@@ -66,11 +66,26 @@ impl SplitTensors {
     /// The samples at `indices`: raw images and targets.
     pub fn batch(&self, indices: &[u32]) -> Result<(Tensor, Option<Tensor>)> {
         let idx = Tensor::from_slice(indices, indices.len(), self.images.device())?;
-        let targets = match &self.targets {
-            Some(t) => Some(t.index_select(&idx, 0)?),
+        Ok((
+            self.images.index_select(&idx, 0)?,
+            self.select_targets(&idx)?,
+        ))
+    }
+
+    /// The targets at `indices` only (for tasks that share an input batch already drawn).
+    pub fn targets(&self, indices: &[u32]) -> Result<Option<Tensor>> {
+        self.select_targets(&Tensor::from_slice(
+            indices,
+            indices.len(),
+            self.images.device(),
+        )?)
+    }
+
+    fn select_targets(&self, idx: &Tensor) -> Result<Option<Tensor>> {
+        Ok(match &self.targets {
+            Some(t) => Some(t.index_select(idx, 0)?),
             None => None,
-        };
-        Ok((self.images.index_select(&idx, 0)?, targets))
+        })
     }
 
     /// Samples `start..end` (for evaluation in chunks): raw images, targets, valid masks.

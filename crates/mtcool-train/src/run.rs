@@ -181,10 +181,12 @@ fn draw_batches(
             (Some((indices, _, _)), true) => indices.clone(),
             _ => samplers[t].next_batch(batch_size, rng).to_vec(),
         };
-        let (raw, target) = split.batch(&indices)?;
-        let (input, flip) = match &shared {
-            Some((_, input, flip)) if dataset.shared_input => (input.clone(), flip.clone()),
+        let (input, flip, target) = match &shared {
+            Some((_, input, flip)) if dataset.shared_input => {
+                (input.clone(), flip.clone(), split.targets(&indices)?)
+            }
             _ => {
+                let (raw, target) = split.batch(&indices)?;
                 images += indices.len();
                 let flip = match flip_rng.as_deref_mut() {
                     Some(r) => Some(FlipDraw::draw(indices.len(), r, raw.device())?),
@@ -198,7 +200,7 @@ fn draw_batches(
                 if dataset.shared_input {
                     shared = Some((indices, input.clone(), flip.clone()));
                 }
-                (input, flip)
+                (input, flip, target)
             }
         };
         let target = match (target, &flip) {
