@@ -2,6 +2,7 @@
 //!
 //! - `data mnist [--force]`: fetch MNIST, MD5-verified;
 //! - `reproduce [EXPERIMENT ...]`: run the experiment grid and write tables beside the paper's;
+//! - `report`: rebuild summary, table and figures from the run files (after a SLURM array);
 //! - `regress`: compare `summary.json` files with the committed baselines (or `--update` them);
 //! - `bench`: training-step throughput per method and op set;
 //! - `build-cuda`: the `mtcool` binary with the `cuda` feature, on a machine without CUDA.
@@ -16,7 +17,9 @@ mod bench;
 mod build_cuda;
 mod data;
 mod regress;
+mod report;
 mod reproduce;
+mod slurm;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -37,6 +40,11 @@ enum Command {
     },
     /// Run published experiments (default: mnist) and write summary.json and table.md.
     Reproduce(reproduce::Args),
+    /// Rebuild summary.json, table.md and the figures from the run files (training nothing).
+    Report(report::Args),
+    /// Train one run or a grid of one config (what `--jobs` workers run; as `mtcool train`).
+    #[command(hide = true)]
+    Train(mtcool_train::command::TrainArgs),
     /// Compare results with the committed baselines (experiments/baselines/); --update refreshes them.
     Regress(regress::Args),
     /// Time training steps (LeNet-MT per method and op set, U-Net-MT, Psi-Net, PyTorch); write docs/benchmarks.md.
@@ -135,6 +143,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Reproduce(args) => reproduce::run(args),
         Command::Regress(args) => regress::run(args),
+        Command::Report(args) => report::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Train(args) => {
+            let worker = mtcool_train::WorkerCommand::current_exe("train").ok();
+            Ok(mtcool_train::command::train(&args, worker))
+        }
         Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
         Command::BuildCuda(args) => build_cuda::run(args).map(|()| ExitCode::SUCCESS),
     }

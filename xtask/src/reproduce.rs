@@ -1,48 +1,28 @@
 //! `cargo xtask reproduce`: the experiment grid, then its report: `table.md` beside the
-//! paper's numbers and the figures (`mtcool_report`).
+//! paper's numbers and the figures (`mtcool_report`). With `--jobs N` the runs train in N
+//! worker processes; with `--slurm` the grid becomes a SLURM job array (`slurm.rs`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use mtcool_train::config::{DataConfig, Overrides};
-use mtcool_train::{ExperimentConfig, GridRequest};
+use mtcool_train::command::GridArgs;
+use mtcool_train::config::DataConfig;
+use mtcool_train::{ExperimentConfig, GridRequest, WorkerCommand};
 
-use crate::{data, in_workspace, workspace_root};
+use crate::{data, in_workspace, slurm, workspace_root};
 
 /// Options of `reproduce`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Experiments to run (configs in experiments/); default: mnist.
     experiments: Vec<String>,
-    /// Small but honest run of the same code path (fewer epochs and images, one run).
-    #[arg(long)]
-    quick: bool,
-    /// Runs (seeds) per method, instead of the config's.
-    #[arg(long)]
-    runs: Option<usize>,
-    /// Epochs per run, instead of the config's.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Comma-separated methods or method variants, instead of the config's list (e.g.
-    /// `joint,mtcool[noise_bound = 0.05]`).
-    #[arg(long)]
-    methods: Option<String>,
-    /// Training device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Dataset root.
-    #[arg(long, default_value = "datasets")]
-    data: PathBuf,
-    /// Results root; each experiment writes <out>/<experiment>/.
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
-    /// Seed of the first run.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Convolution and pooling ops: fast (custom CPU ops) or candle (candle's own).
-    #[arg(long)]
-    ops: Option<mtcool_train::config::Ops>,
+    /// The grid's options.
+    #[command(flatten)]
+    grid: GridArgs,
+    /// Submit the grid to SLURM as a job array (one task per pending run) and a merge job.
+    #[command(flatten)]
+    slurm: slurm::Args,
 }
 
 /// Runs the requested experiments; fails if any run failed.
@@ -52,13 +32,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         args.experiments.clone()
     };
-    let methods = args
-        .methods
-        .as_deref()
-        .map(mtcool_train::config::split_method_list);
-    let device = mtcool_train::parse_device(&args.device)?;
-    let data_dir = in_workspace(&args.data);
-    let out_dir = in_workspace(&args.out);
+    let data_dir = in_workspace(&args.grid.data);
+    let out_dir = in_workspace(&args.grid.out);
+    let worker = WorkerCommand::current_exe("train").ok();
     let mut failed = false;
     for name in &experiments {
         let path = mtcool_train::grid::experiment_path(&workspace_root(), name);
@@ -75,58 +51,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         }
         let context = mtcool_report::ReportContext::from_config(&config);
-        let request = GridRequest {
+        let request = args.grid.request(
             config,
-            data_dir: data_dir.clone(),
-            out_dir: out_dir.clone(),
-            methods: methods.clone(),
-            overrides: Overrides {
-                quick: args.quick,
-                epochs: args.epochs,
-                runs: args.runs,
-                seed: args.seed,
-                ops: args.ops,
-            },
-            device: device.clone(),
-        };
-        let report =
-            mtcool_train::run_grid(&request).with_context(|| format!("experiment {name}"))?;
-        println!("{}", report.table);
-        for (method, ips) in &report.throughput {
-            println!("{method}: {ips:.0} training images/s");
+            &path,
+            data_dir.clone(),
+            out_dir.clone(),
+            worker.clone(),
+        )?;
+        if args.slurm.enabled() {
+            slurm::submit_grid(&request, &args.slurm)
+                .with_context(|| format!("experiment {name}"))?;
+            continue;
         }
-        println!(
-            "{} run(s) trained, {} reused; wrote {} and {}",
-            report.trained,
-            report.reused,
-            report.summary_path.display(),
-            report.table_path.display()
-        );
-        let exp_dir = report
-            .summary_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| out_dir.join(name));
-        let files = mtcool_report::write_report(&exp_dir, &context)
-            .with_context(|| format!("report of experiment {name}"))?;
-        for warning in &files.warnings {
-            eprintln!("warning: {warning}");
-        }
-        println!("table: {}", files.table.display());
-        let pngs: Vec<String> = files
-            .figures
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "png"))
-            .map(|p| p.display().to_string())
-            .collect();
-        println!("figures (each also as .svg): {}", pngs.join(", "));
-        for failure in &report.failures {
-            eprintln!("error: run failed: {failure}");
-            failed = true;
-        }
-        if report.interrupted {
-            eprintln!("interrupted: the finished runs are saved; rerun the same command to resume");
-            return Ok(ExitCode::from(130));
+        match run_local(&request, &context, name)? {
+            Finish::Done => {}
+            Finish::Failed => failed = true,
+            Finish::Interrupted => return Ok(ExitCode::from(130)),
         }
     }
     Ok(if failed {
@@ -134,4 +74,72 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+enum Finish {
+    Done,
+    Failed,
+    Interrupted,
+}
+
+/// Trains the grid here (in this process or its workers), then writes the report.
+fn run_local(
+    request: &GridRequest,
+    context: &mtcool_report::ReportContext,
+    name: &str,
+) -> Result<Finish> {
+    let report = mtcool_train::run_grid(request).with_context(|| format!("experiment {name}"))?;
+    println!("{}", report.table);
+    for (method, ips) in &report.throughput {
+        println!("{method}: {ips:.0} training images/s");
+    }
+    println!(
+        "{} run(s) trained, {} reused, {} job(s), {:.0} s wall; wrote {} and {}",
+        report.trained,
+        report.reused,
+        report.jobs,
+        report.wall_seconds,
+        report.summary_path.display(),
+        report.table_path.display()
+    );
+    let exp_dir = report
+        .summary_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| request.out_dir.join(name));
+    write_report(&exp_dir, context, name)?;
+    for failure in &report.failures {
+        eprintln!("error: run failed: {failure}");
+    }
+    if report.interrupted {
+        eprintln!("interrupted: the finished runs are saved; rerun the same command to resume");
+        return Ok(Finish::Interrupted);
+    }
+    Ok(if report.failures.is_empty() {
+        Finish::Done
+    } else {
+        Finish::Failed
+    })
+}
+
+/// Draws the figures and `table.md` of an experiment folder and prints where they are.
+pub fn write_report(
+    exp_dir: &Path,
+    context: &mtcool_report::ReportContext,
+    name: &str,
+) -> Result<()> {
+    let files = mtcool_report::write_report(exp_dir, context)
+        .with_context(|| format!("report of experiment {name}"))?;
+    for warning in &files.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!("table: {}", files.table.display());
+    let pngs: Vec<String> = files
+        .figures
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .map(|p| p.display().to_string())
+        .collect();
+    println!("figures (each also as .svg): {}", pngs.join(", "));
+    Ok(())
 }

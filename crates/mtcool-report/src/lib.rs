@@ -109,3 +109,29 @@ pub fn write_report(experiment_dir: &Path, context: &ReportContext) -> Result<Re
         warnings,
     })
 }
+
+/// Rebuilds an experiment folder's `summary.json`, `table.md` and figures from the run files
+/// in `runs/`, training nothing (`cargo xtask report`): each row pools the runs sharing the
+/// settings of its most recently finished run. `quick` picks the quick or full runs (default:
+/// the mode of the folder's summary, else full runs when there are any).
+///
+/// # Errors
+/// One error naming the file: the folder cannot be written, a figure cannot be drawn.
+pub fn rebuild(
+    experiment_dir: &Path,
+    config: &ExperimentConfig,
+    quick: Option<bool>,
+) -> Result<(mtcool_train::grid::summary::WrittenSummary, ReportFiles)> {
+    use mtcool_train::grid::summary::{results_mode, write_summary, SummaryMeta};
+    let quick = quick.unwrap_or_else(|| results_mode(experiment_dir));
+    let previous: Option<mtcool_train::results::Summary> =
+        mtcool_train::results::read_json(&experiment_dir.join("summary.json")).ok();
+    let meta = SummaryMeta {
+        jobs: previous.as_ref().and_then(|s| s.jobs),
+        fallback_device: previous.map(|s| s.device).unwrap_or_default(),
+        ..SummaryMeta::default()
+    };
+    let written = write_summary(experiment_dir, config, quick, &meta)?;
+    let files = write_report(experiment_dir, &ReportContext::from_config(config))?;
+    Ok((written, files))
+}

@@ -25,6 +25,8 @@
 //!     device: "cpu".into(),
 //!     optimizer: String::new(),
 //!     methods: [("joint".into(), method(0.97))].into(),
+//!     jobs: None,
+//!     wall_seconds: None,
 //! };
 //! let baseline = Baseline::from_summary(&Summary {
 //!     methods: [("joint".into(), method(0.99))].into(),
@@ -512,6 +514,8 @@ mod tests {
                 .iter()
                 .map(|(n, m)| (n.to_string(), m.clone()))
                 .collect(),
+            jobs: None,
+            wall_seconds: None,
         }
     }
 

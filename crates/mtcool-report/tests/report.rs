@@ -61,6 +61,8 @@ fn results_folder(root: &Path) -> PathBuf {
         device: "cpu".into(),
         optimizer: String::new(),
         methods,
+        jobs: None,
+        wall_seconds: None,
     };
     write_json(&dir.join("summary.json"), &summary).unwrap();
     dir

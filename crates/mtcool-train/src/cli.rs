@@ -1,6 +1,26 @@
 //! Process set-up shared by the binaries (`mtcool`, `cargo xtask`).
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+/// `RAYON_NUM_THREADS` as the user set it, before [`init`] filled it in.
+static USER_THREADS: OnceLock<Option<usize>> = OnceLock::new();
+
+fn threads_from_env() -> Option<usize> {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+}
+
+/// The thread count the user asked for with `RAYON_NUM_THREADS`, if any (a grid's workers
+/// then each get that many; otherwise they share the cores).
+pub fn user_threads() -> Option<usize> {
+    match USER_THREADS.get() {
+        Some(user) => *user,
+        None => threads_from_env(),
+    }
+}
 
 /// Prepares a command-line process: fixes the thread count, installs the log subscriber and
 /// the Ctrl-C handler ([`crate::interrupt`]).
@@ -9,6 +29,7 @@ use std::io::IsTerminal;
 /// set once here, before any thread starts, to the machine's parallelism (an explicit value is
 /// kept). Logs go to stderr at `info` unless `RUST_LOG` says otherwise.
 pub fn init() {
+    let _ = USER_THREADS.set(threads_from_env());
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());

@@ -6,6 +6,7 @@
 
 pub mod augment;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod data;
 pub mod diagnostics;
@@ -16,9 +17,13 @@ pub mod interrupt;
 pub mod progress;
 pub mod results;
 pub mod run;
+pub mod slurm;
 pub mod table;
 
 pub use config::{ExperimentConfig, Overrides, RunSettings};
 pub use error::{Result, TrainError};
-pub use grid::{parse_device, run_grid, GridReport, GridRequest};
+pub use grid::{
+    parse_device, parse_devices, run_grid, run_one, GridPlan, GridReport, GridRequest, Parallel,
+    RunOutcome, WorkerCommand,
+};
 pub use mtcool_optim::MethodKind;

@@ -60,6 +60,19 @@ pub struct RunRecord {
     /// The flatness probe after training (empty when off or for independent networks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flatness: Vec<crate::diagnostics::FlatnessPoint>,
+    /// The device it trained on (`cpu`, `cuda:0`); empty in files written before it was kept.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device: String,
+    /// Fingerprint of its settings without the seed: the runs a summary may pool.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub settings_fingerprint: String,
+    /// When it finished, in seconds since the Unix epoch (0 when unknown).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub finished_unix: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// One method's runs and their aggregate.
@@ -101,6 +114,13 @@ pub struct Summary {
     pub optimizer: String,
     /// Per method, in table order.
     pub methods: BTreeMap<String, MethodSummary>,
+    /// Worker processes of the grid that wrote it (absent in older summaries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<usize>,
+    /// Wall time of that grid in seconds: the command's own time, or, when rebuilt from run
+    /// files alone (a SLURM merge, `report`), from the first run's start to the last's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_seconds: Option<f64>,
 }
 
 impl MethodSummary {
@@ -143,7 +163,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique among the writers of one folder: processes on several hosts, threads of one.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let host = crate::grid::claim::host_name();
+    let tmp = dir.join(format!(".{name}.{host}.{}.{n}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
 }
@@ -225,6 +249,9 @@ mod tests {
             history: vec![],
             best_epoch: None,
             flatness: vec![],
+            device: String::new(),
+            settings_fingerprint: String::new(),
+            finished_unix: 0.0,
         }
     }
 

@@ -394,6 +394,9 @@ pub fn train_run(
         history,
         best_epoch,
         flatness,
+        device: String::new(),
+        settings_fingerprint: String::new(),
+        finished_unix: 0.0,
     })
 }
 

@@ -28,6 +28,8 @@
 //!     device: "cpu".into(),
 //!     optimizer: String::new(),
 //!     methods: [("independent".into(), method(0.98)), ("joint".into(), method(0.99))].into(),
+//!     jobs: None,
+//!     wall_seconds: None,
 //! };
 //! let table = render(&summary, &TableOptions::new("a toy").with_baseline("independent"));
 //! assert!(table.contains("| joint |  | 1 | 99.00 | – | – | +1.02 | – |"), "{table}");
@@ -329,6 +331,8 @@ mod tests {
                 ("wo-reg".to_string(), method(&[("even/accuracy", &[0.99])])),
             ]
             .into(),
+            jobs: None,
+            wall_seconds: None,
         }
     }
 

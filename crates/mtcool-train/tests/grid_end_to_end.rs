@@ -5,46 +5,12 @@
 use std::path::Path;
 
 use candle_core::Device;
-use mtcool_data::idx::{encode_images, encode_labels};
 use mtcool_train::config::Overrides;
 use mtcool_train::results::{RunRecord, Summary};
 use mtcool_train::{run_grid, ExperimentConfig, GridRequest};
-use ndarray::Array3;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-/// Digit d is a bright 7×7 square at one of ten positions, on noise.
-fn synthetic(n: usize, seed: u64) -> (Array3<u8>, Vec<u8>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-    let mut images = Array3::from_shape_fn((n, 28, 28), |_| rng.random_range(0..60u8));
-    for (i, &d) in labels.iter().enumerate() {
-        let (r0, c0) = (2 + 12 * (d as usize / 5), 1 + 5 * (d as usize % 5));
-        for r in r0..r0 + 7 {
-            for c in c0..c0 + 7 {
-                images[[i, r, c.min(27)]] = 255;
-            }
-        }
-    }
-    (images, labels)
-}
 
 fn write_mnist(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let (train, train_labels) = synthetic(700, 1);
-    let (test, test_labels) = synthetic(200, 2);
-    std::fs::write(dir.join("train-images-idx3-ubyte"), encode_images(&train)).unwrap();
-    std::fs::write(
-        dir.join("train-labels-idx1-ubyte"),
-        encode_labels(&train_labels),
-    )
-    .unwrap();
-    std::fs::write(dir.join("t10k-images-idx3-ubyte"), encode_images(&test)).unwrap();
-    std::fs::write(
-        dir.join("t10k-labels-idx1-ubyte"),
-        encode_labels(&test_labels),
-    )
-    .unwrap();
+    mtcool_data::mnist::write_synthetic(dir, 700, 200, 0).unwrap();
 }
 
 fn config(lr: f64) -> ExperimentConfig {
@@ -88,6 +54,8 @@ fn grid_learns_writes_results_and_resumes() {
         methods: None,
         overrides: Overrides::default(),
         device: Device::Cpu,
+        config_path: None,
+        parallel: Default::default(),
     };
     let report = run_grid(&request).unwrap();
     assert_eq!((report.trained, report.reused), (2, 0));
@@ -153,6 +121,8 @@ fn a_diverging_run_is_reported_and_the_grid_goes_on() {
             ..Overrides::default()
         },
         device: Device::Cpu,
+        config_path: None,
+        parallel: Default::default(),
     };
     let report = run_grid(&request).unwrap();
     assert_eq!(report.failures.len(), 2, "{:?}", report.failures);
@@ -174,6 +144,8 @@ fn a_missing_dataset_names_the_file_and_the_fetch_command() {
         methods: None,
         overrides: Overrides::default(),
         device: Device::Cpu,
+        config_path: None,
+        parallel: Default::default(),
     };
     let err = run_grid(&request).unwrap_err().to_string();
     assert!(
@@ -198,6 +170,8 @@ fn same_seed_gives_the_same_numbers() {
                 ..Overrides::default()
             },
             device: Device::Cpu,
+            config_path: None,
+            parallel: Default::default(),
         };
         run_grid(&request).unwrap();
         // the whole record: test metrics and every epoch's training loss and validation numbers
@@ -234,6 +208,8 @@ fn diagnostics_and_early_stopping_are_recorded() {
         methods: None,
         overrides: Overrides::default(),
         device: Device::Cpu,
+        config_path: None,
+        parallel: Default::default(),
     };
     let report = run_grid(&request).unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);

@@ -44,6 +44,8 @@ fn quick_with(config: ExperimentConfig, methods: &[MethodKind], data: &Path) -> 
             ..Default::default()
         },
         device: Device::Cpu,
+        config_path: None,
+        parallel: Default::default(),
     };
     let report = run_grid(&request).unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);

@@ -3,13 +3,12 @@
 //! A thin layer over `mtcool-train`: every command reads an experiment config, and every
 //! error is reported as one line naming the file and the problem.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use mtcool_train::config::Overrides;
-use mtcool_train::{ExperimentConfig, GridRequest};
+use mtcool_train::ExperimentConfig;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -27,39 +26,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train the methods of an experiment config (resumable) and write summary.json and table.md.
-    Train {
+    /// Train the methods of an experiment config (resumable; `--jobs N` runs at once) and
+    /// write summary.json and table.md; with `--run-index I`, train run I alone.
+    Train(mtcool_train::command::TrainArgs),
+    /// Rebuild summary.json, table.md and the figures of a grid from its run files (training
+    /// nothing): what a SLURM merge job runs.
+    Report {
         /// Experiment config, e.g. experiments/mnist.toml.
         #[arg(long)]
         config: PathBuf,
-        /// Comma-separated methods or method variants (default: the config's list), e.g.
-        /// `joint,mtcool[noise_bound = 0.05]`.
-        #[arg(long)]
-        methods: Option<String>,
-        /// Small but honest run of the same code path.
-        #[arg(long)]
-        quick: bool,
-        /// Epochs per run.
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Runs per method.
-        #[arg(long)]
-        runs: Option<usize>,
-        /// Seed of the first run.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Convolution and pooling ops: fast or candle.
-        #[arg(long)]
-        ops: Option<mtcool_train::config::Ops>,
-        /// Dataset root.
-        #[arg(long, default_value = "datasets")]
-        data: PathBuf,
-        /// Results root.
-        #[arg(long, default_value = "results")]
-        out: PathBuf,
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        /// The grid's options (the same as for `train`).
+        #[command(flatten)]
+        grid: mtcool_train::command::GridArgs,
     },
     /// Print the parameter count of each method's network for a config.
     Params {
@@ -78,50 +56,13 @@ enum Command {
     },
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Train {
-            config,
-            methods,
-            quick,
-            epochs,
-            runs,
-            seed,
-            ops,
-            data,
-            out,
-            device,
-        } => {
-            let request = GridRequest {
-                config: ExperimentConfig::load(&config)?,
-                data_dir: data,
-                out_dir: out,
-                methods: methods
-                    .as_deref()
-                    .map(mtcool_train::config::split_method_list),
-                overrides: Overrides {
-                    quick,
-                    epochs,
-                    runs,
-                    seed,
-                    ops,
-                },
-                device: mtcool_train::parse_device(&device)?,
-            };
-            let report = mtcool_train::run_grid(&request)?;
-            println!("{}", report.table);
-            println!(
-                "wrote {} and {}",
-                report.summary_path.display(),
-                report.table_path.display()
-            );
-            if report.interrupted {
-                anyhow::bail!("interrupted; the finished runs are saved, rerun to resume");
-            }
-            if let Some(first) = report.failures.first() {
-                anyhow::bail!("{} run(s) failed; first: {first}", report.failures.len());
-            }
+        Command::Train(args) => {
+            let worker = mtcool_train::WorkerCommand::current_exe("train").ok();
+            return Ok(mtcool_train::command::train(&args, worker));
         }
+        Command::Report { config, grid } => report(&config, &grid)?,
         Command::Params { config } => {
             let config = ExperimentConfig::load(&config)?;
             let (kinds, shape) = mtcool_train::data::configured_tasks(&config.data);
@@ -160,13 +101,43 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `report`: the summary and table of the grid's runs, then the figures.
+fn report(config_path: &Path, grid: &mtcool_train::command::GridArgs) -> Result<()> {
+    let config = ExperimentConfig::load(config_path)?;
+    let context = mtcool_report::ReportContext::from_config(&config);
+    let request = grid.request(
+        config,
+        config_path,
+        grid.data.clone(),
+        grid.out.clone(),
+        None,
+    )?;
+    let written = mtcool_train::grid::merge_grid(&request)?;
+    println!("{}", written.table);
+    let exp_dir = written
+        .summary_path
+        .parent()
+        .map_or_else(|| grid.out.clone(), Path::to_path_buf);
+    let files = mtcool_report::write_report(&exp_dir, &context)?;
+    for warning in &files.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "wrote {}, {} and {} figure file(s)",
+        written.summary_path.display(),
+        files.table.display(),
+        files.figures.len()
+    );
     Ok(())
 }
 
 fn main() -> ExitCode {
     mtcool_train::cli::init();
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

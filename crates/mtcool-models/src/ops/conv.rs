@@ -29,8 +29,12 @@ const TILE_ELEMS: usize = 1 << 16;
 /// Fewest columns (output positions) per tile when an item's column matrix exceeds
 /// [`TILE_ELEMS`], so that packing the kernel matrix stays cheap against the product itself.
 const MIN_TILE_COLS: usize = 256;
-/// Tasks per rayon thread to aim for (load balance), when the batch is large enough.
-const TASKS_PER_THREAD: usize = 4;
+/// Tasks to cut a large batch into, at least. A constant, not a multiple of the thread count:
+/// the grouping of items into tasks fixes the order in which kernel gradients are summed, so
+/// it must not depend on the machine for the same seed to give bit-identical training on 1, 2
+/// or 16 threads. 8 keeps the grouping this op had on 2 threads (the numbers of earlier
+/// results); tiles usually cut a batch finer anyway (`TILE_ELEMS`).
+const MIN_TASKS: usize = 8;
 
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy)]
@@ -88,8 +92,7 @@ impl Geom {
     /// Items per task, and output rows per tile (`H'` when tiles are whole items).
     fn plan(&self) -> (usize, usize) {
         let per_item = self.ho * self.wo * self.ckk();
-        let threads = rayon::current_num_threads().max(1);
-        let max_g = (self.n / (TASKS_PER_THREAD * threads)).max(1);
+        let max_g = (self.n / MIN_TASKS).max(1);
         let g = (TILE_ELEMS / per_item.max(1)).clamp(1, max_g);
         if g > 1 || per_item <= TILE_ELEMS {
             return (g, self.ho);

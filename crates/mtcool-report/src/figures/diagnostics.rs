@@ -452,6 +452,8 @@ mod tests {
                 .iter()
                 .map(|(m, runs)| (m.clone(), MethodSummary::from_runs(runs)))
                 .collect(),
+            jobs: None,
+            wall_seconds: None,
         };
         ExperimentResults {
             dir: "toy".into(),

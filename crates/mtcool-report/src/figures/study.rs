@@ -585,6 +585,8 @@ mod tests {
                 device: "cpu".into(),
                 optimizer: String::new(),
                 methods: rows.into_iter().map(|(m, s)| (m.to_string(), s)).collect(),
+                jobs: None,
+                wall_seconds: None,
             },
             runs: BTreeMap::new(),
             missing_runs: vec![],
