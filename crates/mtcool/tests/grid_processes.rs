@@ -93,8 +93,11 @@ fn run(command: &mut Command) -> Output {
     output
 }
 
+/// A run's (method, seed, metrics) as a summary lists it.
+type RunMetrics = (String, u64, Vec<(String, f64)>);
+
 /// Each method's per-seed metrics.
-fn metrics(summary: &Summary) -> Vec<(String, u64, Vec<(String, f64)>)> {
+fn metrics(summary: &Summary) -> Vec<RunMetrics> {
     summary
         .methods
         .iter()
