@@ -12,6 +12,9 @@
 //! - `torch`: when `$MTCOOL_PYTHON -c "import torch"` works (default interpreter `python3`),
 //!   the LeNet Joint step in PyTorch (`bench_lenet.py`), as a reference row.
 //!
+//! - `grid`: wall time of the quick MNIST grid of four methods at `--jobs 1` and `--jobs 2`
+//!   (whole processes, alternating), and whether both gave the same metrics.
+//!
 //! Each group of rows is one section of the report; a run with fewer rows keeps the other
 //! sections of the existing report as they were.
 
@@ -34,6 +37,9 @@ use crate::in_workspace;
 #[path = "bench_large.rs"]
 mod large;
 
+#[path = "bench_grid.rs"]
+mod grid;
+
 use large::{Net, Timing};
 
 /// A group of rows of the report.
@@ -47,6 +53,8 @@ pub enum Row {
     Psinet,
     /// The LeNet Joint step in PyTorch (reference).
     Torch,
+    /// Wall time of the quick MNIST grid of four methods at `--jobs 1` and `--jobs 2`.
+    Grid,
 }
 
 /// Options of `bench`.
@@ -76,6 +84,9 @@ pub struct Args {
     /// U-Net-MT / Psi-Net with candle's ops: timed steps, without warm-up (minutes each).
     #[arg(long, default_value_t = 1)]
     slow_steps: usize,
+    /// Grid rows: alternating repeats of each setting (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    grid_repeats: usize,
     /// Skip Psi-Net with candle's ops (the slowest row by far).
     #[arg(long)]
     skip_slow: bool,
@@ -367,6 +378,7 @@ fn large_section(args: &Args, nets: &[Net]) -> Result<String> {
 const LENET: &str = "lenet";
 const TORCH: &str = "torch";
 const LARGE: &str = "large";
+const GRID: &str = "grid";
 
 /// The text of section `name` in an earlier report, between its markers. Reports written
 /// before the sections had markers hold only the LeNet section, from the "Written by" line
@@ -389,6 +401,9 @@ fn old_section(old: &str, name: &str) -> Option<String> {
 
 /// Runs the benchmark and writes the report.
 pub fn run(args: Args) -> Result<()> {
+    // The grid rows divide the cores between workers unless the user fixed the threads
+    // (as given before `cli::init` filled the variable in).
+    let user_threads = mtcool_train::cli::user_threads().map(|n| n.to_string());
     // The setting: 2 threads unless RAYON_NUM_THREADS says otherwise (set before any
     // tensor op, so candle and rayon both read it).
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -401,11 +416,11 @@ pub fn run(args: Args) -> Result<()> {
     let rows = args
         .rows
         .clone()
-        .unwrap_or_else(|| vec![Row::Lenet, Row::Unet, Row::Psinet, Row::Torch]);
+        .unwrap_or_else(|| vec![Row::Lenet, Row::Unet, Row::Psinet, Row::Torch, Row::Grid]);
     let out = in_workspace(&args.out);
     let old = std::fs::read_to_string(&out).unwrap_or_default();
     let mut sections: Vec<(&str, Option<String>)> =
-        vec![(LENET, None), (TORCH, None), (LARGE, None)];
+        vec![(LENET, None), (TORCH, None), (LARGE, None), (GRID, None)];
     if rows.contains(&Row::Lenet) {
         sections[0].1 = Some(lenet_section(&args)?);
     }
@@ -419,6 +434,12 @@ pub fn run(args: Args) -> Result<()> {
         .collect();
     if !nets.is_empty() {
         sections[2].1 = Some(large_section(&args, &nets)?);
+    }
+    if rows.contains(&Row::Grid) {
+        sections[3].1 = Some(grid::grid_section(
+            args.grid_repeats,
+            user_threads.as_deref(),
+        )?);
     }
     let mut report = String::new();
     let _ = writeln!(

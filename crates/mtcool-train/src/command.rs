@@ -94,6 +94,11 @@ impl GridArgs {
             }
             None => Vec::new(),
         };
+        // One run at a time in this process: on the first of `--devices`, if given.
+        let device = match devices.first() {
+            Some(first) if self.jobs == 1 => parse_device(first)?,
+            _ => parse_device(&self.device)?,
+        };
         Ok(GridRequest {
             config,
             config_path: Some(config_path.to_path_buf()),
@@ -101,7 +106,7 @@ impl GridArgs {
             out_dir,
             methods: self.methods.as_deref().map(split_method_list),
             overrides: self.overrides(),
-            device: parse_device(&self.device)?,
+            device,
             parallel: Parallel {
                 jobs: self.jobs,
                 devices,
