@@ -93,15 +93,7 @@ fn run_local(
     for (method, ips) in &report.throughput {
         println!("{method}: {ips:.0} training images/s");
     }
-    println!(
-        "{} run(s) trained, {} reused, {} job(s), {:.0} s wall; wrote {} and {}",
-        report.trained,
-        report.reused,
-        report.jobs,
-        report.wall_seconds,
-        report.summary_path.display(),
-        report.table_path.display()
-    );
+    println!("{}", report.describe());
     let exp_dir = report
         .summary_path
         .parent()

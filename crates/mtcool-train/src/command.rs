@@ -173,15 +173,7 @@ fn train_grid(request: &GridRequest) -> ExitCode {
         Err(e) => return fail(false, &e.to_string()),
     };
     println!("{}", report.table);
-    println!(
-        "{} run(s) trained, {} reused, {} job(s), {:.0} s; wrote {} and {}",
-        report.trained,
-        report.reused,
-        report.jobs,
-        report.wall_seconds,
-        report.summary_path.display(),
-        report.table_path.display()
-    );
+    println!("{}", report.describe());
     if report.interrupted {
         eprintln!("interrupted: the finished runs are saved; rerun the same command to resume");
         return ExitCode::from(130);

@@ -11,14 +11,14 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+
+use super::ticker::Ticker;
 
 /// How often a held claim refreshes its lock file's modification time.
 pub const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -81,8 +81,7 @@ pub enum ClaimAttempt {
 pub struct Claim {
     path: PathBuf,
     owner: LockOwner,
-    stop: Arc<AtomicBool>,
-    heartbeat: Option<std::thread::JoinHandle<()>>,
+    heartbeat: Option<Ticker>,
 }
 
 impl Claim {
@@ -94,11 +93,7 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(handle) = self.heartbeat.take() {
-            handle.thread().unpark();
-            let _ = handle.join();
-        }
+        drop(self.heartbeat.take());
         // Remove the file only if it is still ours (a takeover may have replaced it).
         if read_owner(&self.path).is_some_and(|o| o == self.owner) {
             let _ = std::fs::remove_file(&self.path);
@@ -191,26 +186,17 @@ fn create_lock(path: &Path) -> Result<Option<Claim>> {
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| TrainError::io(path, e))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let heartbeat = spawn_heartbeat(path.to_path_buf(), stop.clone());
+    let beating = path.to_path_buf();
+    let heartbeat = Ticker::start(HEARTBEAT, move || {
+        if let Ok(file) = OpenOptions::new().write(true).open(&beating) {
+            let _ = file.set_modified(SystemTime::now());
+        }
+    });
     Ok(Some(Claim {
         path: path.to_path_buf(),
         owner,
-        stop,
         heartbeat: Some(heartbeat),
     }))
-}
-
-fn spawn_heartbeat(path: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || loop {
-        std::thread::park_timeout(HEARTBEAT);
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        if let Ok(file) = OpenOptions::new().write(true).open(&path) {
-            let _ = file.set_modified(SystemTime::now());
-        }
-    })
 }
 
 /// Removes a stale lock, unless another process replaced it meanwhile: the lock is moved

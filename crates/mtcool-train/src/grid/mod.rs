@@ -17,6 +17,7 @@ pub mod pool;
 pub mod protocol;
 pub mod schedule;
 pub mod summary;
+pub mod ticker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -158,6 +159,21 @@ pub struct GridReport {
     pub wall_seconds: f64,
 }
 
+impl GridReport {
+    /// `3 run(s) trained, 1 reused, 2 job(s), 41 s; wrote …/summary.json and …/table.md`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} run(s) trained, {} reused, {} job(s), {:.0} s; wrote {} and {}",
+            self.trained,
+            self.reused,
+            self.jobs,
+            self.wall_seconds,
+            self.summary_path.display(),
+            self.table_path.display()
+        )
+    }
+}
+
 /// Runs (or resumes) the grid and writes `summary.json` and `table.md`.
 pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
     let start = Instant::now();
@@ -186,17 +202,7 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
         Some(p) => (p.jobs, p.wall_seconds),
         None => (Some(jobs), Some(wall_seconds)),
     };
-    let written = write_summary(
-        &plan.exp_dir,
-        &plan.config,
-        plan.settings.quick,
-        &SummaryMeta {
-            planned: planned_fingerprints(&plan),
-            jobs: summary_jobs,
-            wall_seconds: summary_wall,
-            fallback_device: request.device_names().join(", "),
-        },
-    )?;
+    let written = write_grid_summary(request, &plan, summary_jobs, summary_wall)?;
     Ok(GridReport {
         summary_path: written.summary_path,
         table_path: written.table_path,
@@ -328,17 +334,23 @@ pub fn merge_grid(request: &GridRequest) -> Result<summary::WrittenSummary> {
             plan.runs.len()
         );
     }
-    write_summary(
-        &plan.exp_dir,
-        &plan.config,
-        plan.settings.quick,
-        &SummaryMeta {
-            planned: planned_fingerprints(&plan),
-            jobs: None,
-            wall_seconds: None,
-            fallback_device: request.device_names().join(", "),
-        },
-    )
+    write_grid_summary(request, &plan, None, None)
+}
+
+/// Writes the summary of `plan`'s rows (exactly its runs) and the other rows on disk.
+fn write_grid_summary(
+    request: &GridRequest,
+    plan: &GridPlan,
+    jobs: Option<usize>,
+    wall_seconds: Option<f64>,
+) -> Result<summary::WrittenSummary> {
+    let meta = SummaryMeta {
+        planned: planned_fingerprints(plan),
+        jobs,
+        wall_seconds,
+        fallback_device: request.device_names().join(", "),
+    };
+    write_summary(&plan.exp_dir, &plan.config, plan.settings.quick, &meta)
 }
 
 /// Per row, the fingerprints of the grid's runs (what its summary pools).

@@ -4,14 +4,13 @@
 //! `<exp>/logs/<run>.log`.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::execute::RunOutcome;
+use super::ticker::Ticker;
 
 /// One line of a worker's standard output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,54 +47,36 @@ pub fn emit(message: &WorkerMessage) {
 /// A hidden progress bar whose position a thread reports as [`WorkerMessage::Progress`].
 pub struct ProgressReporter {
     bar: ProgressBar,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _reports: Ticker,
 }
 
 impl ProgressReporter {
-    /// Starts reporting a run of `len` iterations.
+    /// Starts reporting a run of `len` iterations, every half second while it moves.
     pub fn start(len: u64) -> Self {
         let bar = ProgressBar::hidden();
         bar.set_length(len);
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (bar, stop) = (bar.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut last = None;
-                while !stop.load(Ordering::SeqCst) {
-                    std::thread::park_timeout(Duration::from_millis(500));
-                    let now = (bar.position(), bar.message().to_string());
-                    if last.as_ref() != Some(&now) {
-                        emit(&WorkerMessage::Progress {
-                            pos: now.0,
-                            len: bar.length().unwrap_or(0),
-                            msg: now.1.clone(),
-                        });
-                        last = Some(now);
-                    }
-                }
-            })
-        };
+        let watched = bar.clone();
+        let mut last = None;
+        let reports = Ticker::start(Duration::from_millis(500), move || {
+            let now = (watched.position(), watched.message().to_string());
+            if last.as_ref() != Some(&now) {
+                emit(&WorkerMessage::Progress {
+                    pos: now.0,
+                    len: watched.length().unwrap_or(0),
+                    msg: now.1.clone(),
+                });
+                last = Some(now);
+            }
+        });
         Self {
             bar,
-            stop,
-            thread: Some(thread),
+            _reports: reports,
         }
     }
 
     /// The bar the training loop advances.
     pub fn bar(&self) -> &ProgressBar {
         &self.bar
-    }
-}
-
-impl Drop for ProgressReporter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
     }
 }
 
