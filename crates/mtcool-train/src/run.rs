@@ -241,7 +241,9 @@ pub fn train_run(
     let diagnostics = &settings.diagnostics;
     let probes = probe_batches(dataset, diagnostics.probe_size)?;
     let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
-    let all_params = model.all_params();
+    // What early stopping snapshots and restores: parameters and buffers (BatchNorm's running
+    // statistics), so the best epoch is tested as it was, not with the last epoch's statistics.
+    let state = state_vars(model.as_ref());
     let mut images = 0usize;
     let mut train_seconds = 0.0;
     for epoch in 0..settings.epochs {
@@ -337,7 +339,7 @@ pub fn train_run(
         history.push(record);
         if let Some(patience) = settings.early_stopping_patience {
             if best.as_ref().is_none_or(|(b, _, _)| val_loss < *b) {
-                let snapshot = all_params
+                let snapshot = state
                     .iter()
                     .map(|v| v.as_tensor().copy())
                     .collect::<candle_core::Result<Vec<_>>>()?;
@@ -354,7 +356,7 @@ pub fn train_run(
     }
     let best_epoch = match best {
         Some((_, epoch, snapshot)) => {
-            for (var, value) in all_params.iter().zip(&snapshot) {
+            for (var, value) in state.iter().zip(&snapshot) {
                 var.set(value)?;
             }
             Some(epoch + 1)
@@ -398,6 +400,15 @@ pub fn train_run(
         settings_fingerprint: String::new(),
         finished_unix: 0.0,
     })
+}
+
+/// Every variable that makes the model what it is: its parameters, then its buffers.
+fn state_vars(model: &dyn MultiTaskModel) -> Vec<candle_core::Var> {
+    let mut vars = model.all_params();
+    if let Some(buffers) = model.buffers() {
+        vars.extend(buffers.all_vars());
+    }
+    vars
 }
 
 fn describe_epoch(record: &EpochRecord, tasks: &[String]) -> String {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use mtcool_train::config::Overrides;
-use mtcool_train::results::Summary;
+use mtcool_train::results::{RunRecord, Summary};
 use mtcool_train::{run_grid, ExperimentConfig, GridRequest, MethodKind};
 
 fn experiments() -> PathBuf {
@@ -162,4 +162,46 @@ fn horizontal_flips_change_training_and_repeat_exactly() {
     let mean = |s: &Summary| s.methods["joint"].mean.clone();
     assert_eq!(mean(&flipped), mean(&again));
     assert_ne!(mean(&flipped), mean(&plain));
+}
+
+/// Trains Joint on synthetic REFUGE (U-Net-MT: BatchNorm) with `epochs` and `patience`;
+/// returns the run file.
+fn refuge_run(data: &Path, epochs: usize, patience: Option<usize>) -> RunRecord {
+    let mut config = load("refuge");
+    config.training.early_stopping_patience = patience;
+    config.training.sgd.lr = 0.05;
+    let out = tempfile::tempdir().unwrap();
+    let request = GridRequest {
+        config,
+        data_dir: data.to_path_buf(),
+        out_dir: out.path().to_path_buf(),
+        methods: Some(vec!["joint".into()]),
+        overrides: Overrides {
+            quick: true,
+            epochs: Some(epochs),
+            ..Default::default()
+        },
+        device: Device::Cpu,
+        config_path: None,
+        parallel: Default::default(),
+    };
+    let report = run_grid(&request).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let path = out.path().join("refuge/runs/joint-seed0-quick.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn early_stopping_tests_the_best_epoch_with_its_batch_norm_statistics() {
+    let data = synth();
+    let stopped = refuge_run(data.path(), 8, Some(1));
+    let best = stopped.best_epoch.unwrap();
+    assert!(
+        best < stopped.epochs,
+        "the schedule must train past its best epoch for this test to mean anything"
+    );
+    // The same seed trained for exactly `best` epochs ends where the early-stopped run's
+    // best epoch was: parameters and BatchNorm running statistics alike.
+    let plain = refuge_run(data.path(), best, None);
+    assert_eq!(stopped.metrics, plain.metrics);
 }
