@@ -88,7 +88,9 @@ impl GridRequest {
         let Some(config) = &self.config_path else {
             return Err(TrainError::Config {
                 path: "--jobs".into(),
-                problem: "workers need the config's file (this grid was built in memory)".into(),
+                problem: "worker processes and SLURM tasks read the config's file, and this \
+                          grid's config was built in memory"
+                    .into(),
             });
         };
         let path = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
@@ -280,11 +282,12 @@ fn train_pending(
                 problem: "this program cannot start worker processes".into(),
             })?;
         drop(data);
+        // No more workers than runs, so that fewer runs get more threads each.
         Executor::Workers(pool::WorkerPool::new(
             worker,
             request.run_args()?,
             request.device_names(),
-            jobs,
+            jobs.min(pending.len()),
         ))
     };
     let progress = Progress::new(plan.runs.len());

@@ -167,8 +167,9 @@ impl WorkerPool {
                     let mut worker = self.active.swap_remove(i);
                     let _ = worker.child.kill();
                     let _ = worker.child.wait();
-                    let outcome = RunOutcome::Failed(format!("lost its worker process: {e}"));
-                    worker.outcome.lock().map(|mut o| *o = Some(outcome)).ok();
+                    if let Ok(mut said) = worker.outcome.lock() {
+                        *said = Some(RunOutcome::Failed(format!("lost its worker process: {e}")));
+                    }
                     done.push((worker.run, finish(&mut worker, None)));
                     self.slots[worker.slot] = false;
                 }
