@@ -147,6 +147,16 @@ fn named_vars<M: MultiTaskModel + ?Sized>(
 
 /// Writes every parameter and buffer of `model` to `path` (safetensors), atomically.
 pub fn save<M: MultiTaskModel + ?Sized>(model: &M, path: &Path) -> Result<(), CheckpointError> {
+    save_with_metadata(model, path, &BTreeMap::new())
+}
+
+/// [`save`], with `metadata` in the file's header (safetensors' `__metadata__` string map:
+/// what made the model, for a reader to rebuild it).
+pub fn save_with_metadata<M: MultiTaskModel + ?Sized>(
+    model: &M,
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), CheckpointError> {
     let tensor_err = |source| CheckpointError::Tensor {
         path: path.to_path_buf(),
         source,
@@ -155,7 +165,7 @@ pub fn save<M: MultiTaskModel + ?Sized>(model: &M, path: &Path) -> Result<(), Ch
         path: path.to_path_buf(),
         source,
     };
-    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
     for (name, var) in named_vars(model, path)? {
         let host = var
             .as_tensor()
@@ -163,7 +173,7 @@ pub fn save<M: MultiTaskModel + ?Sized>(model: &M, path: &Path) -> Result<(), Ch
             .to_device(&Device::Cpu)
             .and_then(|t| t.contiguous())
             .map_err(tensor_err)?;
-        tensors.insert(name, host);
+        tensors.push((name, host));
     }
     let file_name = path
         .file_name()
@@ -178,8 +188,17 @@ pub fn save<M: MultiTaskModel + ?Sized>(model: &M, path: &Path) -> Result<(), Ch
         std::process::id(),
         SAVES.fetch_add(1, Ordering::Relaxed)
     ));
-    let written = candle_core::safetensors::save(&tensors, &tmp)
-        .map_err(tensor_err)
+    let info: Option<HashMap<String, String>> = (!metadata.is_empty()).then(|| {
+        metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    });
+    let written = safetensors::serialize_to_file(tensors, info, &tmp)
+        .map_err(|e| CheckpointError::Format {
+            path: path.to_path_buf(),
+            message: first_line(&e),
+        })
         .and_then(|()| {
             std::fs::File::open(&tmp)
                 .and_then(|f| f.sync_all())
@@ -191,6 +210,24 @@ pub fn save<M: MultiTaskModel + ?Sized>(model: &M, path: &Path) -> Result<(), Ch
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// The metadata of the checkpoint at `path` (empty when it has none).
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| CheckpointError::Format {
+            path: path.to_path_buf(),
+            message: first_line(&e),
+        })?;
+    Ok(header
+        .metadata()
+        .as_ref()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default())
 }
 
 /// Sets every parameter and buffer of `model` from the checkpoint at `path`. The file must hold

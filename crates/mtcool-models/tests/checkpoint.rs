@@ -226,3 +226,27 @@ fn unreadable_files_give_one_line_errors() {
     let err = checkpoint::save(&net, &dir.path().join("no/such/dir/x.safetensors")).unwrap_err();
     assert!(err.to_string().contains("x.safetensors"), "{err}");
 }
+
+#[test]
+fn metadata_travels_with_the_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let a = LeNetMt::new(&Device::Cpu, Sharing::Partitioned, &[5, 5], 1).unwrap();
+    let meta = [
+        ("experiment".to_string(), "mnist".to_string()),
+        ("seed".to_string(), "3".to_string()),
+    ]
+    .into();
+    checkpoint::save_with_metadata(&a, &path, &meta).unwrap();
+    assert_eq!(checkpoint::read_metadata(&path).unwrap(), meta);
+    let b = LeNetMt::new(&Device::Cpu, Sharing::Partitioned, &[5, 5], 2).unwrap();
+    checkpoint::load(&b, &path).unwrap();
+    let x = Tensor::zeros((2, 1, 28, 28), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(outputs(&a, &x), outputs(&b, &x));
+    // without metadata: an empty map
+    checkpoint::save(&a, &path).unwrap();
+    assert!(checkpoint::read_metadata(&path).unwrap().is_empty());
+    std::fs::write(&path, b"not a checkpoint").unwrap();
+    let err = checkpoint::read_metadata(&path).unwrap_err().to_string();
+    assert!(err.contains("not a safetensors checkpoint"), "{err}");
+}

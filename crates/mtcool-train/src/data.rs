@@ -142,6 +142,13 @@ impl Normaliser {
         })
     }
 
+    /// The per-channel mean and sd (of pixels in [0, 1]).
+    pub fn mean_sd(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let mean = self.mean.flatten_all()?.to_vec1::<f32>()?;
+        let inv = self.inv_sd.flatten_all()?.to_vec1::<f32>()?;
+        Ok((mean, inv.iter().map(|i| 1.0 / i).collect()))
+    }
+
     /// Per-channel mean and sd of `images` `(N, C, H, W)` (pixels scaled to [0, 1]).
     pub fn fit(images: &ndarray::Array4<u8>, device: &Device) -> Result<Self> {
         let c = images.dim().1;

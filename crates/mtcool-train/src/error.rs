@@ -14,6 +14,9 @@ pub enum TrainError {
     /// A tensor operation failed.
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
+    /// A checkpoint could not be written or read, or does not fit its model.
+    #[error(transparent)]
+    Checkpoint(#[from] mtcool_models::checkpoint::CheckpointError),
     /// A metric could not be computed.
     #[error("metric: {0}")]
     Metric(#[from] mtcool_metrics::MetricsError),

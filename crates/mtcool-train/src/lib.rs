@@ -5,6 +5,7 @@
 //! → [`evaluate`] (through `mtcool-metrics`) → [`results`].
 
 pub mod augment;
+pub mod checkpoint;
 pub mod cli;
 pub mod command;
 pub mod config;

@@ -69,6 +69,9 @@ pub struct RunRecord {
     /// When it finished, in seconds since the Unix epoch (0 when unknown).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub finished_unix: f64,
+    /// Its model as tested (`.safetensors`), relative to the run file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -252,6 +255,7 @@ mod tests {
             device: String::new(),
             settings_fingerprint: String::new(),
             finished_unix: 0.0,
+            checkpoint: None,
         }
     }
 

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::augment::FlipDraw;
+use crate::checkpoint::{split_metrics, CheckpointTarget};
 use crate::config::{Arch, MethodSpec, ModelConfig, RunSettings};
 use crate::data::{iterations_per_epoch, Dataset, Sampler, SplitTensors, TaskKind};
 use crate::diagnostics::{flatness, gradient_cosines, probe_batches};
@@ -213,17 +214,32 @@ fn draw_batches(
     Ok((batches, images))
 }
 
+/// What a run reports and keeps besides its record.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOutputs<'a> {
+    /// Fingerprint of its settings, recorded in the run file.
+    pub fingerprint: &'a str,
+    /// A bar advanced once per iteration.
+    pub bar: Option<&'a ProgressBar>,
+    /// Where to save the trained model.
+    pub checkpoint: Option<&'a CheckpointTarget>,
+}
+
 /// Trains `kind` with `seed` on `dataset` and evaluates it on the test splits after the last
-/// epoch (or the best one, with early stopping). `bar` (if any) advances once per iteration.
+/// epoch (or the best one, with early stopping), saving the tested model where `outputs` says.
 pub fn train_run(
     method_spec: &MethodSpec,
     seed: u64,
     settings: &RunSettings,
     dataset: &Dataset,
     device: &Device,
-    fingerprint: &str,
-    bar: Option<&ProgressBar>,
+    outputs: RunOutputs<'_>,
 ) -> Result<RunRecord> {
+    let RunOutputs {
+        fingerprint,
+        bar,
+        checkpoint,
+    } = outputs;
     let start = Instant::now();
     let kind = method_spec.kind;
     let label = &method_spec.label;
@@ -356,6 +372,9 @@ pub fn train_run(
     }
     let best_epoch = match best {
         Some((_, epoch, snapshot)) => {
+            if let Some(target) = checkpoint {
+                target.save(model.as_ref(), &target.last_path(), history.len())?;
+            }
             for (var, value) in state.iter().zip(&snapshot) {
                 var.set(value)?;
             }
@@ -364,14 +383,11 @@ pub fn train_run(
         None => None,
     };
     model.set_training(false);
-    let mut metrics = Metrics::new();
-    for (t, task) in tasks.iter().enumerate() {
-        for (metric, value) in evaluate(model.as_ref(), dataset, t, &task.test)? {
-            if metric != "loss" {
-                metrics.insert(format!("{}/{metric}", task.name), value);
-            }
-        }
+    if let Some(target) = checkpoint {
+        let epoch = best_epoch.unwrap_or(history.len());
+        target.save(model.as_ref(), &target.path, epoch)?;
     }
+    let metrics = split_metrics(model.as_ref(), dataset, |t| &t.test)?;
     let names = dataset.task_names();
     let flatness = flatness(
         model.as_ref(),
@@ -399,6 +415,8 @@ pub fn train_run(
         device: String::new(),
         settings_fingerprint: String::new(),
         finished_unix: 0.0,
+        checkpoint: checkpoint
+            .and_then(|t| t.path.file_name().map(|n| n.to_string_lossy().into_owned())),
     })
 }
 

@@ -166,7 +166,7 @@ fn horizontal_flips_change_training_and_repeat_exactly() {
 
 /// Trains Joint on synthetic REFUGE (U-Net-MT: BatchNorm) with `epochs` and `patience`;
 /// returns the run file.
-fn refuge_run(data: &Path, epochs: usize, patience: Option<usize>) -> RunRecord {
+fn refuge_run(data: &Path, epochs: usize, patience: Option<usize>) -> (RunRecord, PathBuf) {
     let mut config = load("refuge");
     config.training.early_stopping_patience = patience;
     config.training.sgd.lr = 0.05;
@@ -187,14 +187,16 @@ fn refuge_run(data: &Path, epochs: usize, patience: Option<usize>) -> RunRecord 
     };
     let report = run_grid(&request).unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
-    let path = out.path().join("refuge/runs/joint-seed0-quick.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let runs = out.keep().join("refuge/runs");
+    let path = runs.join("joint-seed0-quick.json");
+    let record = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    (record, runs)
 }
 
 #[test]
 fn early_stopping_tests_the_best_epoch_with_its_batch_norm_statistics() {
     let data = synth();
-    let stopped = refuge_run(data.path(), 8, Some(1));
+    let (stopped, runs) = refuge_run(data.path(), 8, Some(1));
     let best = stopped.best_epoch.unwrap();
     assert!(
         best < stopped.epochs,
@@ -202,6 +204,21 @@ fn early_stopping_tests_the_best_epoch_with_its_batch_norm_statistics() {
     );
     // The same seed trained for exactly `best` epochs ends where the early-stopped run's
     // best epoch was: parameters and BatchNorm running statistics alike.
-    let plain = refuge_run(data.path(), best, None);
+    let (plain, _) = refuge_run(data.path(), best, None);
     assert_eq!(stopped.metrics, plain.metrics);
+    // The kept model is the tested one: re-evaluated from its file, the same numbers.
+    let checkpoint = runs.join(stopped.checkpoint.as_ref().unwrap());
+    let (meta, metrics) = mtcool_train::checkpoint::evaluate_checkpoint(
+        &checkpoint,
+        data.path(),
+        mtcool_train::checkpoint::EvalSplit::Test,
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(metrics, stopped.metrics);
+    assert_eq!((meta.epoch, meta.method.as_str()), (best, "joint"));
+    let last =
+        mtcool_train::checkpoint::read_meta(&runs.join("joint-seed0-quick-last.safetensors"));
+    assert_eq!(last.unwrap().epoch, stopped.epochs);
+    let _ = std::fs::remove_dir_all(runs.parent().unwrap().parent().unwrap());
 }

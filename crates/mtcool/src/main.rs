@@ -39,6 +39,24 @@ enum Command {
         #[command(flatten)]
         grid: mtcool_train::command::GridArgs,
     },
+    /// Re-evaluate a run's saved model (`runs/<run>.safetensors`) exactly as training did.
+    Eval {
+        /// The checkpoint a run wrote beside its run file.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Which split to score: test (the run file's metrics) or val.
+        #[arg(long, default_value = "test")]
+        split: mtcool_train::checkpoint::EvalSplit,
+        /// Dataset root.
+        #[arg(long, default_value = "datasets")]
+        data: PathBuf,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Print a JSON object of `<task>/<metric>` values instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the parameter count of each method's network for a config.
     Params {
         /// Experiment config.
@@ -63,6 +81,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(mtcool_train::command::train(&args, worker));
         }
         Command::Report { config, grid } => report(&config, &grid)?,
+        Command::Eval {
+            checkpoint,
+            split,
+            data,
+            device,
+            json,
+        } => {
+            let device = mtcool_train::parse_device(&device)?;
+            let (meta, metrics) =
+                mtcool_train::checkpoint::evaluate_checkpoint(&checkpoint, &data, split, &device)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&metrics)?);
+            } else {
+                println!(
+                    "{} seed {} ({}, epoch {}), {split:?} split:",
+                    meta.method, meta.seed, meta.config.name, meta.epoch
+                );
+                for (key, value) in &metrics {
+                    println!("{key}\t{value}");
+                }
+            }
+        }
         Command::Params { config } => {
             let config = ExperimentConfig::load(&config)?;
             let (kinds, shape) = mtcool_train::data::configured_tasks(&config.data);

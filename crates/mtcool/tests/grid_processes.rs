@@ -412,3 +412,43 @@ fn clap_defaults(toy: &Toy) -> mtcool_train::command::GridArgs {
         devices: None,
     }
 }
+
+#[test]
+fn a_run_keeps_its_model_and_eval_reproduces_its_metrics() {
+    let toy = Toy::new(r#""joint", "mtcool""#, 1, 2, 0.05);
+    run(&mut toy.train("out", &[]));
+    for method in ["joint", "mtcool"] {
+        let record = toy.run_file("out", &format!("{method}-seed0.json"));
+        let name = record.checkpoint.clone().unwrap();
+        let checkpoint = toy.path("out/toy/runs").join(&name);
+        assert!(checkpoint.is_file(), "{}", checkpoint.display());
+        let eval = |split: &str| -> std::collections::BTreeMap<String, f64> {
+            let out = run(Command::new(BIN)
+                .arg("eval")
+                .arg("--checkpoint")
+                .arg(&checkpoint)
+                .arg("--data")
+                .arg(toy.path("data"))
+                .args(["--split", split, "--json"]));
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        assert_eq!(eval("test"), record.metrics, "{method}");
+        let last = record.history.last().unwrap();
+        for (key, value) in eval("val") {
+            if let Some(logged) = last.val.get(&key) {
+                assert_eq!(value, *logged, "{method} {key}");
+            }
+        }
+    }
+    let bad = toy.path("bad.safetensors");
+    std::fs::write(&bad, b"\x02\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
+    one_line_error(
+        Command::new(BIN).arg("eval").arg("--checkpoint").arg(&bad),
+        "not a checkpoint of an mtcool run",
+    );
+    std::fs::write(&bad, b"garbage").unwrap();
+    one_line_error(
+        Command::new(BIN).arg("eval").arg("--checkpoint").arg(&bad),
+        "not a safetensors checkpoint",
+    );
+}

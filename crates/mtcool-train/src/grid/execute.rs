@@ -9,10 +9,11 @@ use candle_core::Device;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{describe_dataset, CheckpointMeta, CheckpointTarget};
 use crate::data::Dataset;
 use crate::error::{Result, TrainError};
 use crate::results::{write_json, RunRecord};
-use crate::run::train_run;
+use crate::run::{train_run, RunOutputs};
 
 use super::claim::{lock_path, try_claim, ClaimAttempt, LockOwner};
 use super::device::device_name;
@@ -96,14 +97,18 @@ pub fn execute(
         bar.set_length((per_epoch * plan.settings.epochs) as u64);
     }
     let method = &plan.methods[run.method];
+    let target = checkpoint_target(plan, run, dataset)?;
     let outcome = train_run(
         method,
         run.seed,
         &plan.method_settings[run.method],
         dataset,
         device,
-        &run.fingerprint,
-        bar,
+        RunOutputs {
+            fingerprint: &run.fingerprint,
+            bar,
+            checkpoint: Some(&target),
+        },
     );
     match outcome {
         Ok(mut record) => {
@@ -114,6 +119,33 @@ pub fn execute(
         Err(TrainError::Interrupted) => Ok(RunOutcome::Interrupted),
         Err(e) => Ok(RunOutcome::Failed(e.to_string())),
     }
+}
+
+/// Where run `run` keeps its model (`runs/<run>.safetensors`), and what it records about it.
+fn checkpoint_target(
+    plan: &GridPlan,
+    run: &PlannedRun,
+    dataset: &Dataset,
+) -> Result<CheckpointTarget> {
+    let (tasks, normalisation) = describe_dataset(dataset)?;
+    let settings = &plan.method_settings[run.method];
+    Ok(CheckpointTarget {
+        path: run.path.with_extension("safetensors"),
+        meta: CheckpointMeta {
+            crate_version: env!("CARGO_PKG_VERSION").to_string(),
+            config: plan.config.clone(),
+            model: settings.model.clone(),
+            method: plan.methods[run.method].label.clone(),
+            seed: run.seed,
+            split_seed: plan.split_seed(run.seed),
+            train_limit: settings.train_limit,
+            quick: settings.quick,
+            fingerprint: run.fingerprint.clone(),
+            epoch: 0,
+            tasks,
+            normalisation,
+        },
+    })
 }
 
 /// Records where and when a run finished, and the fingerprint of its settings.
