@@ -1,7 +1,7 @@
 //! Checkpoints: every parameter and buffer of a [`MultiTaskModel`] in one safetensors file.
 //!
 //! Tensor names are the model's own (`encoder.down1.conv1.task0.weight`,
-//! `decoder.task1.up2.bn1.task1.running_mean`, ...): parameters from
+//! `decoder.up2.bn1.task1.running_mean`, ...): parameters from
 //! [`MultiTaskModel::vars`], running statistics from [`MultiTaskModel::buffers`].
 //!
 //! - [`save`] writes atomically (a temporary file in the same folder, synced, then renamed), so
@@ -29,7 +29,7 @@
 //! checkpoint::load(&b, &path)?; // b now holds a's weights
 //! let wrong = LeNetMt::new(&Device::Cpu, Sharing::Partitioned, &[5, 4], 0)?;
 //! let err = checkpoint::load(&wrong, &path).unwrap_err().to_string();
-//! assert!(err.contains("`heads.task1.task1.bias` has shape [5] in the file but [4]"), "{err}");
+//! assert!(err.contains("`heads.task1.bias` has shape [5] in the file but [4]"), "{err}");
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(()) }
 //! ```

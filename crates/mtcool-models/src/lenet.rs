@@ -108,14 +108,7 @@ impl LeNetMt {
         let heads = classes
             .iter()
             .enumerate()
-            .map(|(t, &k)| {
-                PartitionedLinear::new(
-                    &pb.pp("heads").pp(format!("task{t}")),
-                    FEATURES,
-                    k,
-                    &[Owner::Task(t)],
-                )
-            })
+            .map(|(t, &k)| PartitionedLinear::new(&pb.pp("heads"), FEATURES, k, &[Owner::Task(t)]))
             .collect::<Result<_>>()?;
         Ok(Self {
             sharing,

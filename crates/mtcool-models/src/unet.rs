@@ -574,14 +574,11 @@ impl UNetMt {
                 let owner = Owner::Task(t);
                 Ok(match *head {
                     TaskHead::Segmentation { classes: k }
-                    | TaskHead::Reconstruction { channels: k } => Head::Decoder(Decoder::new(
-                        &pb.pp("decoder").pp(format!("task{t}")),
-                        widths,
-                        k,
-                        owner,
-                    )?),
+                    | TaskHead::Reconstruction { channels: k } => {
+                        Head::Decoder(Decoder::new(&pb.pp("decoder"), widths, k, owner)?)
+                    }
                     TaskHead::Dense { outputs } => Head::Dense(DenseHead::new(
-                        &pb.pp("head").pp(format!("task{t}")),
+                        &pb.pp("head"),
                         bottom,
                         &config.dense_hidden,
                         outputs,
@@ -589,7 +586,7 @@ impl UNetMt {
                     )?),
                     TaskHead::GuidedClassification { classes, seg_task } => {
                         Head::Guided(GuidedClassifier::new(
-                            &pb.pp("head").pp(format!("task{t}")),
+                            &pb.pp("head"),
                             bottom,
                             config.heads[seg_task].outputs(),
                             config.guided_hidden,

@@ -124,9 +124,9 @@ fn the_file_holds_parameters_and_buffers_under_their_module_names() {
         "encoder.down1.conv1.task0.weight",
         "encoder.down1.bn1.task1.running_var",
         "encoder.bottom.conv2.task1.bias",
-        "decoder.task1.up2.upconv.task1.weight",
-        "decoder.task1.up2.bn2.task1.running_mean",
-        "decoder.task0.out.task0.bias",
+        "decoder.up2.upconv.task1.weight",
+        "decoder.up2.bn2.task1.running_mean",
+        "decoder.out.task0.bias",
     ] {
         assert!(tensors.contains_key(name), "{name} missing");
     }
@@ -161,7 +161,7 @@ fn a_model_of_another_shape_is_refused_with_the_tensor_named() {
     let msg = err.to_string();
     assert!(
         msg.contains(
-            "`decoder.task0.out.task0.weight` has shape [2, 4, 1, 1] in the file but [2, 8, 1, 1] in the model"),
+            "`decoder.out.task0.weight` has shape [2, 4, 1, 1] in the file but [2, 8, 1, 1] in the model"),
         "{msg}"
     );
     assert!(
@@ -175,7 +175,7 @@ fn a_model_of_another_shape_is_refused_with_the_tensor_named() {
     let more = unet(Sharing::Shared, UNetConfig::seg_seg(&[2, 3, 4]), 0);
     let msg = checkpoint::load(&more, &path).unwrap_err().to_string();
     assert!(
-        msg.contains("decoder.task2.") && msg.contains("is missing"),
+        msg.contains("decoder.") && msg.contains("is missing"),
         "{msg}"
     );
     assert!(msg.contains(&path.display().to_string()), "{msg}");
@@ -183,14 +183,14 @@ fn a_model_of_another_shape_is_refused_with_the_tensor_named() {
     let fewer = unet(Sharing::Shared, UNetConfig::seg_seg(&[2]), 0);
     let msg = checkpoint::load(&fewer, &path).unwrap_err().to_string();
     assert!(
-        msg.contains("decoder.task1.") && msg.contains("does not exist in this model"),
+        msg.contains("decoder.") && msg.contains("does not exist in this model"),
         "{msg}"
     );
     // the same tensors but another class count: a shape error on the output convolution
     let classes = unet(Sharing::Shared, UNetConfig::seg_seg(&[2, 4]), 0);
     let msg = checkpoint::load(&classes, &path).unwrap_err().to_string();
     assert!(
-        msg.contains("decoder.task1.out.task1.") && msg.contains("[3"),
+        msg.contains("decoder.out.task1.") && msg.contains("[3"),
         "{msg}"
     );
 }
@@ -249,4 +249,43 @@ fn metadata_travels_with_the_weights() {
     std::fs::write(&path, b"not a checkpoint").unwrap();
     let err = checkpoint::read_metadata(&path).unwrap_err().to_string();
     assert!(err.contains("not a safetensors checkpoint"), "{err}");
+}
+
+/// Every tensor name of `net`: parameters and buffers.
+fn all_names(net: &impl MultiTaskModel) -> Vec<String> {
+    let mut names: Vec<String> = net.vars().data().lock().unwrap().keys().cloned().collect();
+    if let Some(buffers) = net.buffers() {
+        names.extend(buffers.data().lock().unwrap().keys().cloned());
+    }
+    names
+}
+
+#[test]
+fn tensor_names_name_their_task_once() {
+    let mut nets: Vec<(String, Vec<String>)> = Vec::new();
+    for sharing in [Sharing::Partitioned, Sharing::Shared, Sharing::Independent] {
+        let lenet = LeNetMt::new(&Device::Cpu, sharing, &[5, 5], 0).unwrap();
+        nets.push((format!("lenet {sharing:?}"), all_names(&lenet)));
+        let seg_cls = unet(sharing, UNetConfig::seg_cls(3, 2), 0);
+        nets.push((format!("unet {sharing:?}"), all_names(&seg_cls)));
+        let psi = PsiNet::new(
+            &Device::Cpu,
+            sharing,
+            PsiNetConfig::all_tasks().with_widths(&SMALL),
+            0,
+        )
+        .unwrap();
+        nets.push((format!("psinet {sharing:?}"), all_names(&psi)));
+    }
+    for (net, names) in nets {
+        assert!(!names.is_empty(), "{net}");
+        for name in names {
+            for t in 0..4 {
+                let task = format!("task{t}");
+                assert!(name.matches(&task).count() <= 1, "{net}: `{name}` stutters");
+            }
+        }
+    }
+    let lenet = LeNetMt::new(&Device::Cpu, Sharing::Partitioned, &[5, 5], 0).unwrap();
+    assert!(all_names(&lenet).contains(&"heads.task1.bias".to_string()));
 }

@@ -380,11 +380,11 @@ fn parameter_names_show_task_and_layer() {
         "encoder.down4.bn2.task1.bias",
         "encoder.bottom.conv2.task1.weight",
         "encoder.down2.bn1.task0.running_mean",
-        "decoder.task0.up2.upconv.task0.weight",
-        "decoder.task0.up1.conv2.task0.bias",
-        "decoder.task0.out.task0.weight",
-        "head.task1.conv.task1.weight",
-        "head.task1.fc.task1.weight",
+        "decoder.up2.upconv.task0.weight",
+        "decoder.up1.conv2.task0.bias",
+        "decoder.out.task0.weight",
+        "head.conv.task1.weight",
+        "head.fc.task1.weight",
     ] {
         assert!(names.iter().any(|n| n == expected), "{expected} missing");
     }
