@@ -194,17 +194,15 @@ pub fn save_with_metadata<M: MultiTaskModel + ?Sized>(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     });
-    let written = safetensors::serialize_to_file(tensors, info, &tmp)
-        .map_err(|e| CheckpointError::Format {
-            path: path.to_path_buf(),
-            message: first_line(&e),
-        })
-        .and_then(|()| {
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .map_err(io_err)
-        });
+    let bytes = safetensors::serialize(tensors, info).map_err(|e| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message: first_line(&e),
+    })?;
+    let written = std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::File::open(&tmp))
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(io_err);
     if written.is_err() {
         // Best effort: the temporary file is ours and useless now.
         let _ = std::fs::remove_file(&tmp);
