@@ -33,14 +33,28 @@ fn quick(name: &str, methods: &[MethodKind], data: &Path) -> Summary {
 /// Runs `methods` of `config` with its quick settings on `data`; returns the summary.
 fn quick_with(config: ExperimentConfig, methods: &[MethodKind], data: &Path) -> Summary {
     let out = tempfile::tempdir().unwrap();
+    let names: Vec<String> = methods.iter().map(|m| m.name().to_string()).collect();
+    let summary_path = quick_grid(config, names, data, 1, out.path());
+    serde_json::from_str(&std::fs::read_to_string(summary_path).unwrap()).unwrap()
+}
+
+/// Trains the `methods` rows of `config` (quick, `epochs` epochs) into `out`; returns the
+/// summary's path.
+fn quick_grid(
+    config: ExperimentConfig,
+    methods: Vec<String>,
+    data: &Path,
+    epochs: usize,
+    out: &Path,
+) -> PathBuf {
     let request = GridRequest {
         config,
         data_dir: data.to_path_buf(),
-        out_dir: out.path().to_path_buf(),
-        methods: Some(methods.iter().map(|m| m.name().to_string()).collect()),
+        out_dir: out.to_path_buf(),
+        methods: Some(methods),
         overrides: Overrides {
             quick: true,
-            epochs: Some(1),
+            epochs: Some(epochs),
             ..Default::default()
         },
         device: Device::Cpu,
@@ -49,8 +63,7 @@ fn quick_with(config: ExperimentConfig, methods: &[MethodKind], data: &Path) -> 
     };
     let report = run_grid(&request).unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
-    let text = std::fs::read_to_string(&report.summary_path).unwrap();
-    serde_json::from_str(&text).unwrap()
+    report.summary_path
 }
 
 /// Every metric is finite; fractions lie in [0, 1]; each task has a metric.
@@ -171,22 +184,7 @@ fn refuge_run(data: &Path, epochs: usize, patience: Option<usize>) -> (RunRecord
     config.training.early_stopping_patience = patience;
     config.training.sgd.lr = 0.05;
     let out = tempfile::tempdir().unwrap();
-    let request = GridRequest {
-        config,
-        data_dir: data.to_path_buf(),
-        out_dir: out.path().to_path_buf(),
-        methods: Some(vec!["joint".into()]),
-        overrides: Overrides {
-            quick: true,
-            epochs: Some(epochs),
-            ..Default::default()
-        },
-        device: Device::Cpu,
-        config_path: None,
-        parallel: Default::default(),
-    };
-    let report = run_grid(&request).unwrap();
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    quick_grid(config, vec!["joint".into()], data, epochs, out.path());
     let runs = out.keep().join("refuge/runs");
     let path = runs.join("joint-seed0-quick.json");
     let record = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
