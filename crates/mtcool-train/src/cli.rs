@@ -40,7 +40,7 @@ pub fn init() {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::progress::LogWriter)
         .try_init();
     crate::interrupt::install();
 }

@@ -1,7 +1,9 @@
-//! Progress display: a bar for the grid and one for the current run, drawn only when stderr
-//! is a terminal (logs and CI output stay clean).
+//! Progress display: a bar for the grid and one per running run, drawn only when stderr is a
+//! terminal (logs and CI output stay clean). Log lines written meanwhile go through
+//! [`LogWriter`], which lifts the bars out of the way so that lines and bars do not mix.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -28,6 +30,9 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         grid.enable_steady_tick(Duration::from_millis(500));
+        if let Ok(mut active) = ACTIVE.lock() {
+            *active = Some(bars.clone());
+        }
         Self { bars, grid }
     }
 
@@ -54,5 +59,31 @@ impl Progress {
     pub fn finish(&self) {
         self.grid.finish_and_clear();
         let _ = self.bars.clear();
+        if let Ok(mut active) = ACTIVE.lock() {
+            *active = None;
+        }
+    }
+}
+
+/// The bars on screen, if any (log lines are written around them).
+static ACTIVE: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Standard error for log lines: with bars on screen, each write hides them, writes, and
+/// draws them again.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bars = ACTIVE.lock().ok().and_then(|a| a.clone());
+        match bars {
+            Some(bars) => bars.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
