@@ -50,14 +50,12 @@ pub fn write_scripts(request: &GridRequest, settings: &SlurmSettings) -> Result<
     let plan = GridPlan::new(request)?;
     check_writable(&plan.exp_dir)?;
     let runs: Vec<usize> = plan
-        .runs
-        .iter()
-        .filter(|run| plan.finished(run).is_none())
-        .filter(|run| {
-            let lock = lock_path(&run.path);
+        .pending()
+        .into_iter()
+        .filter(|&index| {
+            let lock = lock_path(&plan.runs[index].path);
             read_owner(&lock).is_none_or(|owner| staleness(&lock, &owner).is_some())
         })
-        .map(|run| run.index)
         .collect();
     let dir = plan.exp_dir.join("slurm");
     let logs = dir.join("logs");

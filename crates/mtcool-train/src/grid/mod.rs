@@ -181,12 +181,7 @@ pub fn run_grid(request: &GridRequest) -> Result<GridReport> {
     let start = Instant::now();
     let plan = GridPlan::new(request)?;
     check_writable(&plan.exp_dir)?;
-    let pending: Vec<usize> = plan
-        .runs
-        .iter()
-        .filter(|run| plan.finished(run).is_none())
-        .map(|run| run.index)
-        .collect();
+    let pending = plan.pending();
     let reused = plan.runs.len() - pending.len();
     let tally = if pending.is_empty() {
         Tally::default()
@@ -325,11 +320,7 @@ pub fn run_one(
 /// the span of the pooled runs.
 pub fn merge_grid(request: &GridRequest) -> Result<summary::WrittenSummary> {
     let plan = GridPlan::new(request)?;
-    let missing = plan
-        .runs
-        .iter()
-        .filter(|r| plan.finished(r).is_none())
-        .count();
+    let missing = plan.pending().len();
     if missing > 0 {
         tracing::warn!(
             "{}: {missing} of {} run(s) have no result; the summary covers the others",

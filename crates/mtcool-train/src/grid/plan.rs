@@ -129,6 +129,15 @@ impl GridPlan {
         }
     }
 
+    /// The indices of the runs without a finished result (see [`Self::finished`]).
+    pub fn pending(&self) -> Vec<usize> {
+        self.runs
+            .iter()
+            .filter(|run| self.finished(run).is_none())
+            .map(|run| run.index)
+            .collect()
+    }
+
     /// The seed whose data split a run reads (REFUGE and HRF-AV split by the run's seed; the
     /// others by the grid's).
     pub fn split_seed(&self, seed: u64) -> u64 {
