@@ -157,24 +157,47 @@ pub fn save_with_metadata<M: MultiTaskModel + ?Sized>(
     path: &Path,
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    let tensor_err = |source| CheckpointError::Tensor {
-        path: path.to_path_buf(),
-        source,
-    };
+    write_tensors(path, model_tensors(model, path)?, metadata)
+}
+
+/// Host copies of every parameter and buffer of `model`, by name (`path` names the file they
+/// are for in errors).
+pub fn model_tensors<M: MultiTaskModel + ?Sized>(
+    model: &M,
+    path: &Path,
+) -> Result<BTreeMap<String, Tensor>, CheckpointError> {
+    let mut tensors = BTreeMap::new();
+    for (name, var) in named_vars(model, path)? {
+        tensors.insert(name, host_copy(var.as_tensor(), path)?);
+    }
+    Ok(tensors)
+}
+
+/// A contiguous copy of `tensor` on the host, without autograd history, in storage of its own
+/// (a variable's later in-place updates do not reach it).
+pub fn host_copy(tensor: &Tensor, path: &Path) -> Result<Tensor, CheckpointError> {
+    tensor
+        .detach()
+        .to_device(&Device::Cpu)
+        .and_then(|t| t.contiguous())
+        .and_then(|t| t.copy())
+        .map_err(|source| CheckpointError::Tensor {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Writes named host tensors and `metadata` to `path` as safetensors, atomically (a temporary
+/// file in the same folder, synced, then renamed).
+pub fn write_tensors(
+    path: &Path,
+    tensors: BTreeMap<String, Tensor>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), CheckpointError> {
     let io_err = |source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut tensors: Vec<(String, Tensor)> = Vec::new();
-    for (name, var) in named_vars(model, path)? {
-        let host = var
-            .as_tensor()
-            .detach()
-            .to_device(&Device::Cpu)
-            .and_then(|t| t.contiguous())
-            .map_err(tensor_err)?;
-        tensors.push((name, host));
-    }
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -212,12 +235,20 @@ pub fn save_with_metadata<M: MultiTaskModel + ?Sized>(
 
 /// The metadata of the checkpoint at `path` (empty when it has none).
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+    let bytes = read_file(path)?;
+    header_metadata(&bytes, path)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+fn header_metadata(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
     let (_, header) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| CheckpointError::Format {
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::Format {
             path: path.to_path_buf(),
             message: first_line(&e),
         })?;
@@ -228,23 +259,52 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, Checkpoint
         .unwrap_or_default())
 }
 
-/// Sets every parameter and buffer of `model` from the checkpoint at `path`. The file must hold
-/// exactly the model's tensors with the model's shapes; otherwise nothing is changed.
-pub fn load<M: MultiTaskModel + ?Sized>(model: &M, path: &Path) -> Result<(), CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+/// Every tensor of the safetensors file at `path`, on `device`, and its metadata.
+pub fn read_tensors(
+    path: &Path,
+    device: &Device,
+) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>), CheckpointError> {
+    let bytes = read_file(path)?;
+    let metadata = header_metadata(&bytes, path)?;
     let file = candle_core::safetensors::SliceSafetensors::new(&bytes).map_err(|e| {
         CheckpointError::Format {
             path: path.to_path_buf(),
             message: first_line(&e),
         }
     })?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        let value = candle_core::safetensors::Load::load(&view, device).map_err(|source| {
+            CheckpointError::Tensor {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        tensors.insert(name, value);
+    }
+    Ok((tensors, metadata))
+}
+
+/// Sets every parameter and buffer of `model` from the checkpoint at `path`. The file must hold
+/// exactly the model's tensors with the model's shapes; otherwise nothing is changed.
+pub fn load<M: MultiTaskModel + ?Sized>(model: &M, path: &Path) -> Result<(), CheckpointError> {
+    let device = named_vars(model, path)?
+        .values()
+        .next()
+        .map_or(Device::Cpu, |v| v.device().clone());
+    let (tensors, _) = read_tensors(path, &device)?;
+    set_model(model, &tensors, path)
+}
+
+/// Sets every parameter and buffer of `model` from `tensors` (read from `path`), which must
+/// hold exactly the model's tensors with the model's shapes; otherwise nothing is changed.
+pub fn set_model<M: MultiTaskModel + ?Sized>(
+    model: &M,
+    tensors: &BTreeMap<String, Tensor>,
+    path: &Path,
+) -> Result<(), CheckpointError> {
     let vars = named_vars(model, path)?;
-    let mut names: Vec<String> = file.tensors().into_iter().map(|(n, _)| n).collect();
-    names.sort();
-    if let Some(extra) = names.iter().find(|n| !vars.contains_key(*n)) {
+    if let Some(extra) = tensors.keys().find(|n| !vars.contains_key(*n)) {
         return Err(CheckpointError::Unexpected {
             name: extra.clone(),
             path: path.to_path_buf(),
@@ -253,19 +313,20 @@ pub fn load<M: MultiTaskModel + ?Sized>(model: &M, path: &Path) -> Result<(), Ch
     // Check everything first, so that a bad file leaves the model untouched.
     let mut values = Vec::with_capacity(vars.len());
     for (name, var) in &vars {
-        let view = file.get(name).map_err(|_| CheckpointError::Missing {
+        let value = tensors.get(name).ok_or_else(|| CheckpointError::Missing {
             name: name.clone(),
             path: path.to_path_buf(),
         })?;
-        if view.shape() != var.dims() {
+        if value.dims() != var.dims() {
             return Err(CheckpointError::Shape {
                 name: name.clone(),
                 expected: var.dims().to_vec(),
-                found: view.shape().to_vec(),
+                found: value.dims().to_vec(),
                 path: path.to_path_buf(),
             });
         }
-        let value = candle_core::safetensors::Load::load(&view, var.device())
+        let value = value
+            .to_device(var.device())
             .and_then(|t| t.to_dtype(var.dtype()))
             .map_err(|source| CheckpointError::Tensor {
                 path: path.to_path_buf(),

@@ -48,6 +48,20 @@ pub(crate) struct Moments {
 }
 
 impl Moments {
+    /// The estimates and the step count, for saving.
+    pub(crate) fn parts(&self) -> (&Tensor, &Tensor, i32) {
+        (&self.first, &self.second, self.steps)
+    }
+
+    /// Moments from saved parts.
+    pub(crate) fn from_parts(first: Tensor, second: Tensor, steps: i32) -> Self {
+        Self {
+            first,
+            second,
+            steps,
+        }
+    }
+
     /// Whether either estimate carries autograd history (it must not).
     #[cfg(test)]
     pub(crate) fn tracks_op(&self) -> bool {

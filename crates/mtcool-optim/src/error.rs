@@ -30,6 +30,12 @@ pub enum OptimError {
         /// What is wrong, in one line.
         problem: String,
     },
+    /// A saved state does not fit this method (resuming a run).
+    #[error("saved method state does not fit: {problem}")]
+    State {
+        /// What is wrong, in one line.
+        problem: String,
+    },
 }
 
 /// Result alias of this crate.

@@ -28,6 +28,7 @@ use crate::gradients::{
 };
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
 use crate::optimizer::{Optimizer, OptimizerConfig};
+use crate::state::{MethodState, VarNames};
 
 /// Where the task gradients are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,17 @@ pub trait Aggregator: std::fmt::Debug {
         losses: &[f64],
         rng: &mut ChaCha8Rng,
     ) -> Result<Combination>;
+
+    /// What it remembers between steps besides its variables (loss histories, logits), for
+    /// resuming a run; `Null` when nothing.
+    fn memory(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
+    }
+
+    /// Restores what [`Aggregator::memory`] gave.
+    fn restore_memory(&mut self, _memory: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A [`Method`] made of an [`Aggregator`] and SGD over the hard-shared model.
@@ -228,6 +240,19 @@ fn check_weights(method: &str, c: &Combination, tasks: usize) -> Result<()> {
 impl<A: Aggregator> Method for GradientMethod<A> {
     fn name(&self) -> &str {
         self.aggregator.name()
+    }
+
+    fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {
+        let names = VarNames::of(model)?;
+        let vars = self.aggregator.extra_vars();
+        MethodState::of_parts(&names, &self.optimiser, &vars, self.aggregator.memory()?)
+    }
+
+    fn restore(&mut self, model: &dyn MultiTaskModel, state: &MethodState) -> Result<()> {
+        let names = VarNames::of(model)?;
+        let vars = self.aggregator.extra_vars();
+        let memory = state.restore_parts(&names, &mut self.optimiser, &vars)?;
+        self.aggregator.restore_memory(&memory)
     }
 
     fn step(

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::gradients::{forward_losses, loss_values, sum_terms};
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
 use crate::optimizer::{Optimizer, OptimizerConfig};
+use crate::state::{MethodState, VarNames};
 
 /// Sum-of-losses training with one SGD optimiser over every parameter.
 #[derive(Debug)]
@@ -36,6 +37,17 @@ impl Joint {
 impl Method for Joint {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {
+        let mut state = MethodState::default();
+        state.nest("optimiser", self.optimiser.state(&VarNames::of(model)?)?);
+        Ok(state)
+    }
+
+    fn restore(&mut self, model: &dyn MultiTaskModel, state: &MethodState) -> Result<()> {
+        self.optimiser
+            .restore(&VarNames::of(model)?, &state.scope("optimiser"))
     }
 
     fn step(

@@ -24,6 +24,7 @@ pub mod method;
 pub mod mtcool;
 pub mod optimizer;
 pub mod sgd;
+pub mod state;
 pub mod weighting_method;
 
 pub use adam::AdamConfig;
@@ -35,6 +36,7 @@ pub use method::{Method, MethodKind, StepReport, TaskBatch};
 pub use mtcool::{MtCool, MtCoolConfig, Variant};
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use sgd::SgdConfig;
+pub use state::{MethodState, VarNames};
 pub use weighting_method::{WeightedLoss, Weighting};
 
 use mtcool_models::MultiTaskModel;

@@ -7,6 +7,7 @@ use mtcool_models::{MultiTaskModel, Sharing};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{OptimError, Result};
+use crate::state::MethodState;
 
 /// One task's mini-batch: inputs and class-index targets.
 #[derive(Debug, Clone)]
@@ -42,6 +43,13 @@ pub trait Method {
         batches: &[TaskBatch],
         rng: &mut ChaCha8Rng,
     ) -> Result<StepReport>;
+
+    /// Everything the method remembers between steps (optimiser state, learned weights,
+    /// loss histories), to resume a run after an epoch.
+    fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState>;
+
+    /// Restores what [`Method::state`] saved, for a method built the same way on `model`.
+    fn restore(&mut self, model: &dyn MultiTaskModel, state: &MethodState) -> Result<()>;
 }
 
 /// The methods this crate implements, by their command-line names.

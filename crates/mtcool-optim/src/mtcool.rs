@@ -28,6 +28,7 @@ use crate::error::{OptimError, Result};
 use crate::loss::{output_divergence, task_loss};
 use crate::method::{check_batches, finite_loss, Method, StepReport, TaskBatch};
 use crate::optimizer::{Optimizer, OptimizerConfig};
+use crate::state::{MethodState, VarNames};
 
 /// MT-COOL's hyper-parameters (defaults per the project's method notes).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -293,6 +294,23 @@ impl Method for MtCool {
 
     fn begin_epoch(&mut self, epoch: usize) {
         self.in_warmup = epoch < self.config.warmup_epochs;
+    }
+
+    fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {
+        let names = VarNames::of(model)?;
+        let mut state = MethodState::default();
+        for (t, optimiser) in self.optimisers.iter().enumerate() {
+            state.nest(&format!("task{t}"), optimiser.state(&names)?);
+        }
+        Ok(state)
+    }
+
+    fn restore(&mut self, model: &dyn MultiTaskModel, state: &MethodState) -> Result<()> {
+        let names = VarNames::of(model)?;
+        for (t, optimiser) in self.optimisers.iter_mut().enumerate() {
+            optimiser.restore(&names, &state.scope(&format!("task{t}")))?;
+        }
+        Ok(())
     }
 
     fn step(

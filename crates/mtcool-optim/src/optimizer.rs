@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::adam::{AdamConfig, Moments};
 use crate::error::Result;
 use crate::sgd::SgdConfig;
+use crate::state::{matching, MethodState, VarNames};
 
 /// Which optimiser, by name (`optimizer = "sgd" | "adam"` in a config).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +141,57 @@ impl Optimizer {
             };
             var.set(&next)?;
             *state = kept;
+        }
+        Ok(())
+    }
+
+    /// What it remembers of each parameter `p` (named by `names`): `p.velocity` for SGD,
+    /// `p.first`, `p.second` and `p.steps` for Adam; nothing for one not yet updated.
+    pub fn state(&self, names: &VarNames) -> Result<MethodState> {
+        let mut saved = MethodState::default();
+        for (i, (var, state)) in self.params.iter().enumerate() {
+            let i = names.name(var, i);
+            match state {
+                Some(State::Velocity(v)) => saved.put_tensor(format!("{i}.velocity"), v)?,
+                Some(State::Moments(m)) => {
+                    let (first, second, steps) = m.parts();
+                    saved.put_tensor(format!("{i}.first"), first)?;
+                    saved.put_tensor(format!("{i}.second"), second)?;
+                    saved.put(format!("{i}.steps"), &steps)?;
+                }
+                None => {}
+            }
+        }
+        Ok(saved)
+    }
+
+    /// Restores what [`Optimizer::state`] saved (for the same parameters).
+    pub fn restore(&mut self, names: &VarNames, saved: &MethodState) -> Result<()> {
+        let mut restored = Vec::with_capacity(self.params.len());
+        for (i, (var, _)) in self.params.iter().enumerate() {
+            let i = names.name(var, i);
+            let tensor = |part: &str| -> Result<Option<Tensor>> {
+                let name = format!("{i}.{part}");
+                saved
+                    .maybe_tensor(&name)
+                    .map(|t| matching(t, var, &name))
+                    .transpose()
+            };
+            let state = match (self.config, tensor("velocity")?, tensor("first")?) {
+                (OptimizerConfig::Sgd(_), Some(v), _) => Some(State::Velocity(v)),
+                (OptimizerConfig::Adam(_), _, Some(first)) => {
+                    let second = tensor("second")?.ok_or_else(|| crate::OptimError::State {
+                        problem: format!("`{i}.second` is missing"),
+                    })?;
+                    let steps = saved.get(&format!("{i}.steps"))?;
+                    Some(State::Moments(Moments::from_parts(first, second, steps)))
+                }
+                _ => None,
+            };
+            restored.push(state);
+        }
+        for ((_, state), saved) in self.params.iter_mut().zip(restored) {
+            *state = saved;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::gradients::{forward_losses, loss_values, sum_terms};
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
 use crate::optimizer::{Optimizer, OptimizerConfig};
+use crate::state::{MethodState, VarNames};
 
 /// Builds the scalar objective of a step from the task losses.
 pub trait Weighting: std::fmt::Debug {
@@ -33,6 +34,17 @@ pub trait Weighting: std::fmt::Debug {
 
     /// Sees the same batches' losses before and after the update (FAMO).
     fn after_step(&mut self, _before: &[f64], _after: &[f64]) -> Result<()> {
+        Ok(())
+    }
+
+    /// What it remembers between steps besides its variables (loss histories, logits), for
+    /// resuming a run; `Null` when nothing.
+    fn memory(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
+    }
+
+    /// Restores what [`Weighting::memory`] gave.
+    fn restore_memory(&mut self, _memory: &serde_json::Value) -> Result<()> {
         Ok(())
     }
 }
@@ -84,6 +96,19 @@ impl<W: Weighting> Method for WeightedLoss<W> {
 
     fn begin_epoch(&mut self, epoch: usize) {
         self.weighting.begin_epoch(epoch);
+    }
+
+    fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {
+        let names = VarNames::of(model)?;
+        let vars = self.weighting.extra_vars();
+        MethodState::of_parts(&names, &self.optimiser, &vars, self.weighting.memory()?)
+    }
+
+    fn restore(&mut self, model: &dyn MultiTaskModel, state: &MethodState) -> Result<()> {
+        let names = VarNames::of(model)?;
+        let vars = self.weighting.extra_vars();
+        let memory = state.restore_parts(&names, &mut self.optimiser, &vars)?;
+        self.weighting.restore_memory(&memory)
     }
 
     fn step(

@@ -51,7 +51,32 @@ pub struct Famo {
     steps: i32,
 }
 
+/// What FAMO learns during training: ξ, L^min, Adam's moments and step count.
+pub type FamoMemory = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, i32);
+
 impl Famo {
+    /// Its learned state, for resuming a run.
+    pub fn memory(&self) -> FamoMemory {
+        (
+            self.logits.clone(),
+            self.min_losses.clone(),
+            self.first_moment.clone(),
+            self.second_moment.clone(),
+            self.steps,
+        )
+    }
+
+    /// Restores what [`Famo::memory`] gave.
+    pub fn restore_memory(&mut self, memory: FamoMemory) {
+        (
+            self.logits,
+            self.min_losses,
+            self.first_moment,
+            self.second_moment,
+            self.steps,
+        ) = memory;
+    }
+
     /// K tasks, ξ = 0 (uniform z), L^min = 0, fresh Adam state.
     pub fn new(k: usize, config: FamoConfig) -> Self {
         Self {

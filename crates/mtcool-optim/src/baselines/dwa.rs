@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregators::dwa;
 use crate::error::Result;
+use crate::state::{from_memory, to_memory};
 use crate::weighting_method::{weighted_sum, Weighting};
 
 /// Options of `dwa`.
@@ -86,5 +87,14 @@ impl Weighting for Dwa {
         }
         self.steps += 1;
         weighted_sum(losses, &self.weights)
+    }
+
+    fn memory(&self) -> Result<serde_json::Value> {
+        to_memory(&(&self.epoch_means, &self.sums, self.steps, &self.weights))
+    }
+
+    fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
+        (self.epoch_means, self.sums, self.steps, self.weights) = from_memory(memory)?;
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ use candle_core::Tensor;
 
 use crate::aggregators::famo::{Famo as FamoState, FamoConfig};
 use crate::error::Result;
+use crate::state::{from_memory, to_memory};
 use crate::weighting_method::{weighted_sum, Weighting};
 
 /// FAMO.
@@ -40,6 +41,15 @@ impl Weighting for Famo {
 
     fn after_step(&mut self, before: &[f64], after: &[f64]) -> Result<()> {
         self.state.update(before, after);
+        Ok(())
+    }
+
+    fn memory(&self) -> Result<serde_json::Value> {
+        to_memory(&self.state.memory())
+    }
+
+    fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
+        self.state.restore_memory(from_memory(memory)?);
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ use crate::error::{OptimError, Result};
 use crate::gradients::{backward_through, leaves, loss_values, task_loss, UpdateGrads};
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
 use crate::optimizer::{Optimizer, OptimizerConfig};
+use crate::state::{MethodState, VarNames};
 
 /// Options of `graddrop`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -68,6 +69,17 @@ fn batch_signal(z: &Tensor, g: &Tensor) -> Result<Vec<f32>> {
 impl Method for GradDrop {
     fn name(&self) -> &str {
         "graddrop"
+    }
+
+    fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {
+        let mut state = MethodState::default();
+        state.nest("optimiser", self.optimiser.state(&VarNames::of(model)?)?);
+        Ok(state)
+    }
+
+    fn restore(&mut self, model: &dyn MultiTaskModel, state: &MethodState) -> Result<()> {
+        self.optimiser
+            .restore(&VarNames::of(model)?, &state.scope("optimiser"))
     }
 
     fn step(

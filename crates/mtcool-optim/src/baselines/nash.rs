@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregators::nash;
 use crate::error::{OptimError, Result};
 use crate::gradient_method::{Aggregator, Combination};
+use crate::state::{from_memory, to_memory};
 
 /// Options of `nash-mtl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,5 +84,14 @@ impl Aggregator for NashMtl {
             shared: alpha,
             max_norm: (self.config.max_norm > 0.0).then_some(self.config.max_norm),
         })
+    }
+
+    fn memory(&self) -> Result<serde_json::Value> {
+        to_memory(&(self.steps, &self.alpha))
+    }
+
+    fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
+        (self.steps, self.alpha) = from_memory(memory)?;
+        Ok(())
     }
 }
