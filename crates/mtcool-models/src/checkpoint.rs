@@ -118,6 +118,12 @@ fn first_line(e: &dyn std::fmt::Display) -> String {
         .to_string()
 }
 
+/// Tensors by name.
+pub type NamedTensors = BTreeMap<String, Tensor>;
+
+/// A safetensors header's string metadata.
+pub type Metadata = BTreeMap<String, String>;
+
 /// Distinguishes the temporary files of saves running at the same time in one process.
 static SAVES: AtomicUsize = AtomicUsize::new(0);
 
@@ -263,7 +269,7 @@ fn header_metadata(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>
 pub fn read_tensors(
     path: &Path,
     device: &Device,
-) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>), CheckpointError> {
+) -> Result<(NamedTensors, Metadata), CheckpointError> {
     let bytes = read_file(path)?;
     let metadata = header_metadata(&bytes, path)?;
     let file = candle_core::safetensors::SliceSafetensors::new(&bytes).map_err(|e| {

@@ -65,12 +65,22 @@ pub struct CheckpointTarget {
 impl CheckpointTarget {
     /// `runs/<run>-last.safetensors`, beside [`Self::path`].
     pub fn last_path(&self) -> PathBuf {
+        self.sibling("last")
+    }
+
+    /// `runs/<run>-resume.safetensors`, beside [`Self::path`]: the state to resume from.
+    pub fn resume_path(&self) -> PathBuf {
+        self.sibling("resume")
+    }
+
+    fn sibling(&self, suffix: &str) -> PathBuf {
         let stem = self
             .path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        self.path.with_file_name(format!("{stem}-last.safetensors"))
+        self.path
+            .with_file_name(format!("{stem}-{suffix}.safetensors"))
     }
 
     /// Saves `model`, trained for `epoch` epochs, to `path`.

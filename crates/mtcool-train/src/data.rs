@@ -594,6 +594,17 @@ impl Sampler {
         }
     }
 
+    /// Its current order and position in it, for saving.
+    pub fn state(&self) -> (&[u32], usize) {
+        (&self.order, self.position)
+    }
+
+    /// A sampler at a saved order and position; `None` unless `order` has `len` entries and
+    /// the position lies within it.
+    pub fn restored(len: usize, order: Vec<u32>, position: usize) -> Option<Self> {
+        (order.len() == len && position <= len).then_some(Self { order, position })
+    }
+
     /// Starts a fresh random pass.
     pub fn reshuffle(&mut self, rng: &mut ChaCha8Rng) {
         self.order.shuffle(rng);

@@ -245,7 +245,7 @@ pub fn evaluate(
 
 /// The task's output for one image `(1, C, H, W)`, computed on overlapping `size × size`
 /// windows (smaller where the image is) and averaged where windows overlap.
-fn sliding_window(
+pub(crate) fn sliding_window(
     model: &dyn MultiTaskModel,
     task: usize,
     x: &Tensor,

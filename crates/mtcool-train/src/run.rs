@@ -1,6 +1,7 @@
 //! One training run: a method, a seed, the epoch loop and the final evaluation.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -8,7 +9,7 @@ use indicatif::ProgressBar;
 use mtcool_models::{
     LeNetMt, MultiTaskModel, PsiNet, PsiNetConfig, PsiTask, TaskHead, UNetConfig, UNetMt,
 };
-use mtcool_optim::{MethodKind, TaskBatch};
+use mtcool_optim::{Method, MethodKind, TaskBatch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -21,6 +22,7 @@ use crate::error::Result;
 use crate::error::TrainError;
 use crate::evaluate::evaluate;
 use crate::results::{EpochRecord, Metrics, RunRecord};
+use crate::resume::{self, BestEpoch, RunIdentity, RunProgress};
 
 /// Independent random streams of a run, all derived from its seed.
 pub struct RunRngs {
@@ -221,12 +223,22 @@ pub struct RunOutputs<'a> {
     pub fingerprint: &'a str,
     /// A bar advanced once per iteration.
     pub bar: Option<&'a ProgressBar>,
-    /// Where to save the trained model.
+    /// Where to save the trained model (and, every `checkpoint_every` epochs, the state to
+    /// resume from).
     pub checkpoint: Option<&'a CheckpointTarget>,
+}
+
+/// What one epoch works with.
+struct EpochContext<'a> {
+    dataset: &'a Dataset,
+    settings: &'a RunSettings,
+    probes: &'a [(Tensor, Tensor)],
+    bar: Option<&'a ProgressBar>,
 }
 
 /// Trains `kind` with `seed` on `dataset` and evaluates it on the test splits after the last
 /// epoch (or the best one, with early stopping), saving the tested model where `outputs` says.
+/// A run that finds its resume file (`outputs.checkpoint`) goes on from its last saved epoch.
 pub fn train_run(
     method_spec: &MethodSpec,
     seed: u64,
@@ -235,181 +247,326 @@ pub fn train_run(
     device: &Device,
     outputs: RunOutputs<'_>,
 ) -> Result<RunRecord> {
-    let RunOutputs {
-        fingerprint,
-        bar,
-        checkpoint,
-    } = outputs;
     let start = Instant::now();
-    let kind = method_spec.kind;
     let label = &method_spec.label;
-    let mut rngs = RunRngs::new(seed);
-    let mut model = build_model(kind, dataset, &settings.model, device, rngs.init_seed)?;
-    let mut method = mtcool_optim::build(kind, model.as_ref(), &settings.method_options())?;
-    let tasks = &dataset.tasks;
-    let n_tasks = tasks.len();
-    let mut samplers: Vec<Sampler> = match &dataset.patches {
-        Some(p) => vec![Sampler::new(p.per_epoch); n_tasks],
-        None => tasks.iter().map(|t| Sampler::new(t.train.len)).collect(),
+    let run = RunIdentity {
+        fingerprint: outputs.fingerprint,
+        method: label,
+        seed,
     };
+    let (mut model, mut method, mut progress) = start_run(
+        method_spec.kind,
+        settings,
+        dataset,
+        device,
+        run,
+        outputs.checkpoint,
+    )?;
     let iterations = iterations_per_epoch(dataset, settings.batch_size);
-    let mut history = Vec::with_capacity(settings.epochs);
-    let diagnostics = &settings.diagnostics;
-    let probes = probe_batches(dataset, diagnostics.probe_size)?;
-    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
-    // What early stopping snapshots and restores: parameters and buffers (BatchNorm's running
-    // statistics), so the best epoch is tested as it was, not with the last epoch's statistics.
-    let state = state_vars(model.as_ref());
-    let mut images = 0usize;
-    let mut train_seconds = 0.0;
-    for epoch in 0..settings.epochs {
+    if let Some(bar) = outputs.bar {
+        bar.set_position((progress.history.len() * iterations) as u64);
+    }
+    let probes = probe_batches(dataset, settings.diagnostics.probe_size)?;
+    let context = EpochContext {
+        dataset,
+        settings,
+        probes: &probes,
+        bar: outputs.bar,
+    };
+    while progress.history.len() < settings.epochs {
+        let epoch = progress.history.len();
         method.begin_epoch(epoch);
-        let patches = dataset.epoch_patches(&mut rngs.data)?;
-        let train: Vec<&SplitTensors> = match &patches {
-            Some(p) => p.iter().collect(),
-            None => tasks.iter().map(|t| &t.train).collect(),
-        };
-        for s in &mut samplers {
-            s.reshuffle(&mut rngs.data);
-        }
-        model.set_training(true);
-        let epoch_start = Instant::now();
-        let mut loss_sums = vec![0.0; n_tasks];
-        let mut clamp_sums = vec![0.0; n_tasks];
-        let mut clamp_counts = vec![0usize; n_tasks];
-        for _ in 0..iterations {
-            if crate::interrupt::requested() {
-                return Err(TrainError::Interrupted);
-            }
-            let (batches, seen) = draw_batches(
-                dataset,
-                &train,
-                &mut samplers,
-                settings.batch_size,
-                &mut rngs.data,
-                settings.horizontal_flip.then_some(&mut rngs.augment),
-            )?;
-            images += seen;
-            let report = method.step(model.as_ref(), &batches, &mut rngs.method)?;
-            for (t, loss) in report.losses.iter().enumerate() {
-                loss_sums[t] += loss;
-            }
-            for (t, c) in report.clamped_fraction.iter().enumerate() {
-                if let Some(c) = c {
-                    clamp_sums[t] += c;
-                    clamp_counts[t] += 1;
-                }
-            }
-            if let Some(bar) = bar {
-                bar.inc(1);
-            }
-        }
-        let seconds = epoch_start.elapsed().as_secs_f64();
-        train_seconds += seconds;
-        model.set_training(false);
-        let mut record = EpochRecord {
-            epoch: epoch + 1,
-            seconds,
-            train_loss: BTreeMap::new(),
-            val: Metrics::new(),
-            clamped_fraction: BTreeMap::new(),
-            gradient_cosine: BTreeMap::new(),
-        };
-        if diagnostics.gradient_conflict {
-            for (a, b, cos) in gradient_cosines(model.as_ref(), &probes)?.unwrap_or_default() {
-                record
-                    .gradient_cosine
-                    .insert(format!("{}~{}", tasks[a].name, tasks[b].name), cos);
-            }
-        }
-        for (t, task) in tasks.iter().enumerate() {
-            record
-                .train_loss
-                .insert(task.name.clone(), loss_sums[t] / iterations.max(1) as f64);
-            if clamp_counts[t] > 0 {
-                record
-                    .clamped_fraction
-                    .insert(task.name.clone(), clamp_sums[t] / clamp_counts[t] as f64);
-            }
-            if task.val.len > 0 {
-                for (metric, value) in evaluate(model.as_ref(), dataset, t, &task.val)? {
-                    record.val.insert(format!("{}/{metric}", task.name), value);
-                }
-            }
-        }
+        let mut record = train_epoch(&context, model.as_mut(), method.as_mut(), &mut progress)?;
+        validate(&context, model.as_ref(), &mut record)?;
         let summary = describe_epoch(&record, &dataset.task_names());
         tracing::info!(
             "{label} seed {seed} epoch {}/{}: {summary}",
             epoch + 1,
             settings.epochs
         );
-        if let Some(bar) = bar {
+        if let Some(bar) = outputs.bar {
             bar.set_message(summary);
         }
-        let val_loss: f64 = record
-            .val
-            .iter()
-            .filter(|(k, _)| k.ends_with("/loss"))
-            .map(|(_, v)| v)
-            .sum();
-        history.push(record);
-        if let Some(patience) = settings.early_stopping_patience {
-            if best.as_ref().is_none_or(|(b, _, _)| val_loss < *b) {
-                let snapshot = state
-                    .iter()
-                    .map(|v| v.as_tensor().copy())
-                    .collect::<candle_core::Result<Vec<_>>>()?;
-                best = Some((val_loss, epoch, snapshot));
-            } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= patience) {
-                tracing::info!(
-                    "{label} seed {seed}: validation loss has not improved for {patience} epochs; \
-                     stopping after epoch {}",
-                    epoch + 1
-                );
-                break;
+        if keep_epoch(&mut progress, record, settings, model.as_ref())? {
+            tracing::info!(
+                "{label} seed {seed}: validation loss has not improved for {} epochs; \
+                 stopping after epoch {}",
+                settings.early_stopping_patience.unwrap_or_default(),
+                epoch + 1
+            );
+            break;
+        }
+        let every = settings.checkpoint_every;
+        let done = progress.history.len();
+        if let Some(target) = outputs.checkpoint.filter(|_| every > 0) {
+            if done % every == 0 && done < settings.epochs {
+                resume::save(
+                    &target.resume_path(),
+                    model.as_ref(),
+                    method.as_ref(),
+                    &mut progress,
+                    run,
+                )?;
             }
         }
     }
-    let best_epoch = match best {
-        Some((_, epoch, snapshot)) => {
+    let mut record = finish_run(
+        model.as_mut(),
+        dataset,
+        settings,
+        progress,
+        outputs.checkpoint,
+        &probes,
+    )?;
+    record.method = label.clone();
+    record.seed = seed;
+    record.seconds = start.elapsed().as_secs_f64();
+    record.fingerprint = outputs.fingerprint.to_string();
+    Ok(record)
+}
+
+type Started = (Box<dyn MultiTaskModel>, Box<dyn Method>, RunProgress);
+
+/// A fresh model, method and progress for the run, or those of its resume file if it has one
+/// that fits (one that does not is reported and the run starts afresh).
+fn start_run(
+    kind: MethodKind,
+    settings: &RunSettings,
+    dataset: &Dataset,
+    device: &Device,
+    run: RunIdentity<'_>,
+    target: Option<&CheckpointTarget>,
+) -> Result<Started> {
+    let lens: Vec<usize> = match &dataset.patches {
+        Some(p) => vec![p.per_epoch; dataset.tasks.len()],
+        None => dataset.tasks.iter().map(|t| t.train.len).collect(),
+    };
+    let fresh = || -> Result<Started> {
+        let rngs = RunRngs::new(run.seed);
+        let model = build_model(kind, dataset, &settings.model, device, rngs.init_seed)?;
+        let method = mtcool_optim::build(kind, model.as_ref(), &settings.method_options())?;
+        let progress = RunProgress {
+            rngs,
+            samplers: lens.iter().map(|&n| Sampler::new(n)).collect(),
+            history: Vec::with_capacity(settings.epochs),
+            best: None,
+            images: 0,
+            train_seconds: 0.0,
+        };
+        Ok((model, method, progress))
+    };
+    let (model, mut method, progress) = fresh()?;
+    let Some(target) = target else {
+        return Ok((model, method, progress));
+    };
+    let path = target.resume_path();
+    match resume::load(&path, model.as_ref(), method.as_mut(), run, &lens) {
+        Ok(Some(resumed)) => {
+            tracing::info!(
+                "{} seed {}: resumed at epoch {} from {}",
+                run.method,
+                run.seed,
+                resumed.history.len() + 1,
+                path.display()
+            );
+            Ok((model, method, resumed))
+        }
+        Ok(None) => Ok((model, method, progress)),
+        Err(e) => {
+            tracing::warn!("cannot resume: {e}; starting the run from epoch 1");
+            fresh()
+        }
+    }
+}
+
+/// One pass of training iterations; the record holds the training losses and clamp fractions.
+fn train_epoch(
+    context: &EpochContext<'_>,
+    model: &mut dyn MultiTaskModel,
+    method: &mut dyn Method,
+    progress: &mut RunProgress,
+) -> Result<EpochRecord> {
+    let EpochContext {
+        dataset, settings, ..
+    } = *context;
+    let n_tasks = dataset.tasks.len();
+    let rngs = &mut progress.rngs;
+    let patches = dataset.epoch_patches(&mut rngs.data)?;
+    let train: Vec<&SplitTensors> = match &patches {
+        Some(p) => p.iter().collect(),
+        None => dataset.tasks.iter().map(|t| &t.train).collect(),
+    };
+    for s in &mut progress.samplers {
+        s.reshuffle(&mut rngs.data);
+    }
+    model.set_training(true);
+    let epoch_start = Instant::now();
+    let iterations = iterations_per_epoch(dataset, settings.batch_size);
+    let mut loss_sums = vec![0.0; n_tasks];
+    let mut clamps = vec![(0.0, 0usize); n_tasks];
+    for _ in 0..iterations {
+        if crate::interrupt::requested() {
+            return Err(TrainError::Interrupted);
+        }
+        let (batches, seen) = draw_batches(
+            dataset,
+            &train,
+            &mut progress.samplers,
+            settings.batch_size,
+            &mut rngs.data,
+            settings.horizontal_flip.then_some(&mut rngs.augment),
+        )?;
+        progress.images += seen;
+        let report = method.step(&*model, &batches, &mut rngs.method)?;
+        for (t, loss) in report.losses.iter().enumerate() {
+            loss_sums[t] += loss;
+        }
+        for (t, c) in report.clamped_fraction.iter().enumerate() {
+            if let Some(c) = c {
+                clamps[t].0 += c;
+                clamps[t].1 += 1;
+            }
+        }
+        if let Some(bar) = context.bar {
+            bar.inc(1);
+        }
+    }
+    let seconds = epoch_start.elapsed().as_secs_f64();
+    progress.train_seconds += seconds;
+    model.set_training(false);
+    let mut record = EpochRecord {
+        epoch: progress.history.len() + 1,
+        seconds,
+        train_loss: BTreeMap::new(),
+        val: Metrics::new(),
+        clamped_fraction: BTreeMap::new(),
+        gradient_cosine: BTreeMap::new(),
+    };
+    for (t, task) in dataset.tasks.iter().enumerate() {
+        record
+            .train_loss
+            .insert(task.name.clone(), loss_sums[t] / iterations.max(1) as f64);
+        if clamps[t].1 > 0 {
+            record
+                .clamped_fraction
+                .insert(task.name.clone(), clamps[t].0 / clamps[t].1 as f64);
+        }
+    }
+    Ok(record)
+}
+
+/// Adds the validation metrics and the gradient diagnostics of the epoch to `record`.
+fn validate(
+    context: &EpochContext<'_>,
+    model: &dyn MultiTaskModel,
+    record: &mut EpochRecord,
+) -> Result<()> {
+    let EpochContext {
+        dataset,
+        settings,
+        probes,
+        ..
+    } = *context;
+    let tasks = &dataset.tasks;
+    if settings.diagnostics.gradient_conflict {
+        for (a, b, cos) in gradient_cosines(model, probes)?.unwrap_or_default() {
+            record
+                .gradient_cosine
+                .insert(format!("{}~{}", tasks[a].name, tasks[b].name), cos);
+        }
+    }
+    for (t, task) in tasks.iter().enumerate() {
+        if task.val.len > 0 {
+            for (metric, value) in evaluate(model, dataset, t, &task.val)? {
+                record.val.insert(format!("{}/{metric}", task.name), value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds `record` to the history and, with early stopping, keeps the best epoch's weights
+/// (parameters and buffers: BatchNorm's running statistics too). True when training stops.
+fn keep_epoch(
+    progress: &mut RunProgress,
+    record: EpochRecord,
+    settings: &RunSettings,
+    model: &dyn MultiTaskModel,
+) -> Result<bool> {
+    let val_loss: f64 = record
+        .val
+        .iter()
+        .filter(|(k, _)| k.ends_with("/loss"))
+        .map(|(_, v)| v)
+        .sum();
+    let epoch = progress.history.len();
+    progress.history.push(record);
+    let Some(patience) = settings.early_stopping_patience else {
+        return Ok(false);
+    };
+    match &progress.best {
+        Some(best) if val_loss >= best.val_loss => Ok(epoch - best.epoch >= patience),
+        _ => {
+            let weights = mtcool_models::checkpoint::model_tensors(model, Path::new("best epoch"))?;
+            progress.best = Some(BestEpoch {
+                val_loss,
+                epoch,
+                weights,
+            });
+            Ok(false)
+        }
+    }
+}
+
+/// Restores the best epoch (early stopping), saves the checkpoints and scores the test split.
+/// The record's identity (method, seed, time, fingerprint) is left for the caller.
+fn finish_run(
+    model: &mut dyn MultiTaskModel,
+    dataset: &Dataset,
+    settings: &RunSettings,
+    mut progress: RunProgress,
+    checkpoint: Option<&CheckpointTarget>,
+    probes: &[(Tensor, Tensor)],
+) -> Result<RunRecord> {
+    let epochs = progress.history.len();
+    let best_epoch = match progress.best.take() {
+        Some(best) => {
             if let Some(target) = checkpoint {
-                target.save(model.as_ref(), &target.last_path(), history.len())?;
+                target.save(&*model, &target.last_path(), epochs)?;
             }
-            for (var, value) in state.iter().zip(&snapshot) {
-                var.set(value)?;
-            }
-            Some(epoch + 1)
+            mtcool_models::checkpoint::set_model(&*model, &best.weights, Path::new("best epoch"))?;
+            Some(best.epoch + 1)
         }
         None => None,
     };
     model.set_training(false);
     if let Some(target) = checkpoint {
-        let epoch = best_epoch.unwrap_or(history.len());
-        target.save(model.as_ref(), &target.path, epoch)?;
+        target.save(&*model, &target.path, best_epoch.unwrap_or(epochs))?;
     }
-    let metrics = split_metrics(model.as_ref(), dataset, |t| &t.test)?;
+    let metrics = split_metrics(&*model, dataset, |t| &t.test)?;
     let names = dataset.task_names();
     let flatness = flatness(
-        model.as_ref(),
+        &*model,
         &names,
-        &probes,
-        diagnostics,
-        &mut rngs.diagnostics,
+        probes,
+        &settings.diagnostics,
+        &mut progress.rngs.diagnostics,
     )?;
+    let train_seconds = progress.train_seconds;
     Ok(RunRecord {
-        method: label.clone(),
-        seed,
-        seconds: start.elapsed().as_secs_f64(),
+        method: String::new(),
+        seed: 0,
+        seconds: 0.0,
         images_per_second: if train_seconds > 0.0 {
-            images as f64 / train_seconds
+            progress.images as f64 / train_seconds
         } else {
             0.0
         },
         metrics,
         params: model.param_count(),
-        fingerprint: fingerprint.to_string(),
-        epochs: history.len(),
-        history,
+        fingerprint: String::new(),
+        epochs,
+        history: progress.history,
         best_epoch,
         flatness,
         device: String::new(),
@@ -418,15 +575,6 @@ pub fn train_run(
         checkpoint: checkpoint
             .and_then(|t| t.path.file_name().map(|n| n.to_string_lossy().into_owned())),
     })
-}
-
-/// Every variable that makes the model what it is: its parameters, then its buffers.
-fn state_vars(model: &dyn MultiTaskModel) -> Vec<candle_core::Var> {
-    let mut vars = model.all_params();
-    if let Some(buffers) = model.buffers() {
-        vars.extend(buffers.all_vars());
-    }
-    vars
 }
 
 fn describe_epoch(record: &EpochRecord, tasks: &[String]) -> String {

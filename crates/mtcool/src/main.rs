@@ -57,6 +57,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Apply a run's saved model to new images of the dataset's format (masks, overlays and
+    /// `predictions.csv` in `--out`).
+    Predict {
+        /// The checkpoint a run wrote beside its run file.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Image files or folders (walked for .png, .jpg, .tif, ...).
+        #[arg(long, required = true, num_args = 1..)]
+        input: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// HRF-AV: folder of field-of-view masks `<name>_mask.tif` (outside: background).
+        #[arg(long)]
+        fov: Option<PathBuf>,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Print the parameter count of each method's network for a config.
     Params {
         /// Experiment config.
@@ -102,6 +121,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("{key}\t{value}");
                 }
             }
+        }
+        Command::Predict {
+            checkpoint,
+            input,
+            out,
+            fov,
+            device,
+        } => {
+            let device = mtcool_train::parse_device(&device)?;
+            let request = mtcool_train::predict::PredictRequest {
+                checkpoint,
+                inputs: input,
+                out,
+                fov,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let report = mtcool_train::predict::predict(&request, &device)?;
+            println!(
+                "{} image(s) predicted; wrote {} file(s) to {}",
+                report.images,
+                report.files.len(),
+                request.out.display()
+            );
         }
         Command::Params { config } => {
             let config = ExperimentConfig::load(&config)?;

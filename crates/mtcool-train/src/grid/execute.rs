@@ -114,6 +114,7 @@ pub fn execute(
         Ok(mut record) => {
             stamp(&mut record, run, device);
             write_json(&run.path, &record)?;
+            remove_resume_state(&target.resume_path());
             Ok(RunOutcome::Trained)
         }
         Err(TrainError::Interrupted) => Ok(RunOutcome::Interrupted),
@@ -146,6 +147,18 @@ fn checkpoint_target(
             normalisation,
         },
     })
+}
+
+/// Removes a finished run's resume state (its result and checkpoint are written).
+fn remove_resume_state(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(
+            "{}: cannot remove the finished run's resume state: {e}",
+            path.display()
+        ),
+    }
 }
 
 /// Records where and when a run finished, and the fingerprint of its settings.
