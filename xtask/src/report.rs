@@ -23,6 +23,10 @@ pub struct Args {
     /// Rebuild from the full runs.
     #[arg(long)]
     full: bool,
+    /// Dataset root the runs were trained on: image-to-image experiments get the
+    /// predictions figure from it (skipped when the folder is absent).
+    #[arg(long, default_value = "datasets")]
+    data: PathBuf,
 }
 
 /// Rebuilds each experiment's report and prints its table.
@@ -67,7 +71,9 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
         let config = ExperimentConfig::load(&config_path)?;
-        let (written, files) = mtcool_report::rebuild(&dir, &config, quick)
+        let data = in_workspace(&args.data);
+        let data = data.is_dir().then_some(data.as_path());
+        let (written, files) = mtcool_report::rebuild(&dir, &config, quick, data)
             .with_context(|| format!("report of {}", dir.display()))?;
         println!("{}", written.table);
         for warning in &files.warnings {

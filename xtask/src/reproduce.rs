@@ -50,7 +50,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 data::ensure_mnist(&data_dir.join(folder), false)?;
             }
         }
-        let context = mtcool_report::ReportContext::from_config(&config);
+        let context = mtcool_report::ReportContext::from_config(&config).with_data(&data_dir);
         let request = args.grid.request(
             config,
             &path,

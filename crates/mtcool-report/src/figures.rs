@@ -36,6 +36,7 @@ use crate::load::ExperimentResults;
 use crate::ReportContext;
 
 pub mod diagnostics;
+pub mod predictions;
 pub mod study;
 
 /// DejaVu Sans, subset to Latin-1, Greek and a few symbols (see `assets/README.md`).

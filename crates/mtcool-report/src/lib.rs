@@ -1,6 +1,7 @@
 //! Reports on mtcool's results files: `table.md` (ours beside the paper's numbers, with Δm%),
 //! figures (training curves, a bar chart with error bars, the gradient-conflict and flatness
-//! diagnostics, and parameter studies of variant rows; PNG and SVG), and the regression check of `summary.json` against a
+//! diagnostics, parameter studies of variant rows and, for image-to-image experiments given
+//! their data, each method's predictions on test images; PNG and SVG), and the regression check of `summary.json` against a
 //! committed baseline ([`regress`]).
 //!
 //! Everything is read through the `mtcool_train::results` types, from the files the grid writes
@@ -47,6 +48,10 @@ pub struct ReportContext {
     pub order: Vec<String>,
     /// The method Δm% is computed against (`independent` when the config runs it).
     pub delta_m_baseline: Option<String>,
+    /// Whether the experiment predicts images (masks): it gets the qualitative figure.
+    pub image_to_image: bool,
+    /// The dataset root the runs were trained on; the qualitative figure needs it.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl ReportContext {
@@ -59,7 +64,16 @@ impl ReportContext {
             paper: Some(config.paper.clone()),
             order: config.methods.clone(),
             delta_m_baseline: default_delta_m_baseline(&config.methods).map(str::to_string),
+            image_to_image: config.data.class_tasks().is_none(),
+            data_dir: None,
         }
+    }
+
+    /// This context with the dataset root the runs were trained on (for the qualitative
+    /// figure of image-to-image experiments).
+    pub fn with_data(mut self, data_dir: &Path) -> Self {
+        self.data_dir = Some(data_dir.to_path_buf());
+        self
     }
 
     fn table_options(&self) -> TableOptions<'_> {
@@ -97,12 +111,20 @@ pub fn write_report(experiment_dir: &Path, context: &ReportContext) -> Result<Re
     let results = load(experiment_dir)?;
     let table_path = experiment_dir.join("table.md");
     write_atomic(&table_path, table(&results, context).as_bytes())?;
-    let figures = figures::write_figures(&results, context, &experiment_dir.join("figures"))?;
-    let warnings = results
+    let figures_dir = experiment_dir.join("figures");
+    let mut figures = figures::write_figures(&results, context, &figures_dir)?;
+    let mut warnings: Vec<String> = results
         .missing_runs
         .iter()
         .map(|p| format!("{}: no such run file; its curves are left out", p.display()))
         .collect();
+    if let (true, Some(data)) = (context.image_to_image, &context.data_dir) {
+        match figures::predictions::write(&results, context, data, &figures_dir) {
+            Ok(Some(paths)) => figures.extend(paths),
+            Ok(None) => {}
+            Err(e) => warnings.push(format!("{e}; the predictions figure is left out")),
+        }
+    }
     Ok(ReportFiles {
         table: table_path,
         figures,
@@ -121,6 +143,7 @@ pub fn rebuild(
     experiment_dir: &Path,
     config: &ExperimentConfig,
     quick: Option<bool>,
+    data_dir: Option<&Path>,
 ) -> Result<(mtcool_train::grid::summary::WrittenSummary, ReportFiles)> {
     use mtcool_train::grid::summary::{results_mode, write_summary, SummaryMeta};
     let quick = quick.unwrap_or_else(|| results_mode(experiment_dir));
@@ -132,6 +155,8 @@ pub fn rebuild(
         ..SummaryMeta::default()
     };
     let written = write_summary(experiment_dir, config, quick, &meta)?;
-    let files = write_report(experiment_dir, &ReportContext::from_config(config))?;
+    let mut context = ReportContext::from_config(config);
+    context.data_dir = data_dir.map(Path::to_path_buf);
+    let files = write_report(experiment_dir, &context)?;
     Ok((written, files))
 }

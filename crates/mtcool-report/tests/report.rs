@@ -99,6 +99,7 @@ fn context() -> ReportContext {
         paper: Some(paper),
         order: vec!["joint".into(), "independent".into()],
         delta_m_baseline: Some("independent".into()),
+        ..ReportContext::default()
     }
 }
 

@@ -189,7 +189,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// `report`: the summary and table of the grid's runs, then the figures.
 fn report(config_path: &Path, grid: &mtcool_train::command::GridArgs) -> Result<()> {
     let config = ExperimentConfig::load(config_path)?;
-    let context = mtcool_report::ReportContext::from_config(&config);
+    let context = mtcool_report::ReportContext::from_config(&config).with_data(&grid.data);
     let request = grid.request(
         config,
         config_path,

@@ -70,6 +70,15 @@ pub(crate) fn disc_cup_overlay(image: &Array3<u8>, map: &Array2<u8>) -> Array3<u
     overlay
 }
 
+/// `image` with a class map tinted over it: class 1 green, class 2 blue, class 3 red.
+pub(crate) fn mask_overlay(image: &Array3<u8>, map: &Array2<u8>) -> Array3<u8> {
+    let mut overlay = image.clone();
+    for (class, colour) in [(1, draw::GREEN), (2, draw::BLUE), (3, [255, 0, 0])] {
+        paint(&mut overlay, &map.mapv(|c| c == class), colour, 0.6);
+    }
+    overlay
+}
+
 /// The REFUGE class map of a whole fundus photograph: the disc located as in evaluation, a
 /// square crop around it predicted and pasted back (background elsewhere).
 pub(crate) fn refuge_map(

@@ -15,6 +15,7 @@
 mod dense;
 mod digits;
 mod draw;
+mod gallery;
 mod inputs;
 mod model;
 
@@ -25,6 +26,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::DataConfig;
 use crate::error::{Result, TrainError};
 
+pub use gallery::{gallery, Gallery};
 pub use inputs::collect_inputs;
 pub use model::LoadedModel;
 

@@ -89,6 +89,21 @@ impl LoadedModel {
         crate::evaluate::sliding_window(self.model.as_ref(), task, x, size, overlap)
     }
 
+    /// The class map of segmentation task `task` for a network-ready image `(C, H, W)` (as
+    /// the test split holds it), by sliding windows for patch-trained experiments.
+    pub fn mask_of(&self, image: &Array3<u8>, task: usize) -> Result<ndarray::Array2<u8>> {
+        let x = self.input(image)?;
+        let output = match &self.meta.config.data {
+            DataConfig::Hrfav {
+                patch_size,
+                overlap,
+                ..
+            } => self.windowed_output(&x, task, *patch_size, *overlap)?,
+            _ => self.output(&x, task)?,
+        };
+        Self::class_map(&output)
+    }
+
     /// The class map `(H, W)` of a segmentation output `(1, K, H, W)`.
     pub fn class_map(output: &Tensor) -> Result<ndarray::Array2<u8>> {
         let (_, _, h, w) = output.dims4()?;
