@@ -141,6 +141,28 @@ fn refuge_predictions_are_masks_of_the_input_size_in_refuge_encoding() {
     assert_eq!(rows.len(), 2, "glaucoma: two classes");
     check_probabilities(&rows);
 
+    // The report draws the qualitative figure from the checkpoint and the data.
+    run(Command::new(BIN)
+        .arg("report")
+        .arg("--config")
+        .arg(setup.path("refuge.toml"))
+        .arg("--data")
+        .arg(setup.path("data"))
+        .arg("--out")
+        .arg(setup.path("results"))
+        .args(["--quick", "--epochs", "1", "--methods", "joint"]));
+    let figure = image::open(setup.path("results/refuge/figures/predictions.png")).unwrap();
+    // Four test images; image, ground truth and Joint's prediction.
+    assert!(
+        figure.height() > 4 * 160 && figure.width() > 3 * 160,
+        "{}×{}",
+        figure.width(),
+        figure.height()
+    );
+    let svg =
+        std::fs::read_to_string(setup.path("results/refuge/figures/predictions.svg")).unwrap();
+    assert_eq!(svg.matches("<image ").count(), 4 * 3);
+
     // Bad input: nothing written to `--out`.
     let bad = setup.path("bad");
     std::fs::create_dir_all(&bad).unwrap();
@@ -247,7 +269,7 @@ fn hrfav_pets_and_organ_models_predict_their_formats() {
             ndarray::Array2::from_shape_fn((28, 28), |(y, x)| (y * 9 + x * k as usize) as u8);
         image_io::write_gray(&slices.join(format!("slice{k}.png")), &slice).unwrap();
     }
-    run(&mut setup.predict(&organ, &[slices.clone()], "organ"));
+    run(&mut setup.predict(&organ, std::slice::from_ref(&slices), "organ"));
     let rows = csv_rows(&setup.path("organ/predictions.csv"));
     // Two tasks of 6 and 5 organs, three slices; classes are the organ codes.
     assert_eq!(rows.len(), 3 * (6 + 5));
