@@ -40,14 +40,14 @@ impl Method for Joint {
     }
 
     fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {
-        let mut state = MethodState::default();
-        state.nest("optimiser", self.optimiser.state(&VarNames::of(model)?)?);
-        Ok(state)
+        let names = VarNames::of(model)?;
+        MethodState::of_parts(&names, &self.optimiser, &[], serde_json::Value::Null)
     }
 
     fn restore(&mut self, model: &dyn MultiTaskModel, state: &MethodState) -> Result<()> {
-        self.optimiser
-            .restore(&VarNames::of(model)?, &state.scope("optimiser"))
+        let names = VarNames::of(model)?;
+        state.restore_parts(&names, &mut self.optimiser, &[])?;
+        Ok(())
     }
 
     fn step(

@@ -53,6 +53,19 @@ pub struct CheckpointMeta {
     pub normalisation: InputStats,
 }
 
+impl CheckpointMeta {
+    /// The run's data split, read from `data_dir` as training read it.
+    pub fn load_data(&self, data_dir: &Path, device: &candle_core::Device) -> Result<Dataset> {
+        crate::data::load(
+            &self.config,
+            data_dir,
+            self.train_limit,
+            self.split_seed,
+            device,
+        )
+    }
+}
+
 /// Where a run saves its model, and what it says about it (all but the epoch).
 #[derive(Debug, Clone)]
 pub struct CheckpointTarget {
@@ -183,13 +196,7 @@ pub fn evaluate_checkpoint(
     device: &candle_core::Device,
 ) -> Result<(CheckpointMeta, Metrics)> {
     let meta = read_meta(path)?;
-    let dataset = crate::data::load(
-        &meta.config,
-        data_dir,
-        meta.train_limit,
-        meta.split_seed,
-        device,
-    )?;
+    let dataset = meta.load_data(data_dir, device)?;
     let (_, normalisation) = describe_dataset(&dataset)?;
     if normalisation != meta.normalisation {
         tracing::warn!(

@@ -3,12 +3,13 @@
 //! run task by task as SLURM would.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::{children, kill, run, BIN};
 use mtcool_train::results::{RunRecord, Summary};
-
-const BIN: &str = env!("CARGO_BIN_EXE_mtcool");
 
 /// A toy even/odd grid on synthetic MNIST files: `methods` × `runs` runs of `epochs` epochs.
 struct Toy {
@@ -79,18 +80,6 @@ metrics = ["even/accuracy", "odd/accuracy"]
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> T {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{:?} failed:\n{}\n{}",
-        command,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// A run's (method, seed, metrics) as a summary lists it.
@@ -259,15 +248,6 @@ fn a_stale_lock_is_taken_over_and_a_live_one_waited_for() {
 }
 
 /// The pids of `parent`'s children (Linux).
-fn children(parent: u32) -> Vec<u32> {
-    let path = format!("/proc/{parent}/task/{parent}/children");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
 #[test]
 fn a_killed_worker_fails_its_run_only() {
     let toy = Toy::new(r#""joint", "mtcool""#, 1, 6, 0.05);
@@ -287,10 +267,7 @@ fn a_killed_worker_fails_its_run_only() {
         assert!(start.elapsed().as_secs() < 60, "workers never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    Command::new("kill")
-        .args(["-9", &victim.to_string()])
-        .status()
-        .unwrap();
+    kill(victim);
     let out = grid.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

@@ -3,35 +3,33 @@
 //! and every bad input refused in one line with nothing left in `--out`.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{run, Synth, BIN};
 use mtcool_data::image_io;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mtcool");
-
 struct Setup {
-    root: tempfile::TempDir,
+    synth: Synth,
 }
 
 impl Setup {
     fn new() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        mtcool_data::synth::write_all(&root.path().join("data"), &Default::default(), 0).unwrap();
-        Self { root }
+        Self {
+            synth: Synth::new(),
+        }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.root.path().join(rel)
+        self.synth.path(rel)
     }
 
     /// Trains Joint for one quick epoch of `experiment` (its config edited by `edit`) and
     /// returns the run's checkpoint.
     fn checkpoint(&self, experiment: &str, edit: impl Fn(String) -> String) -> PathBuf {
-        let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
-        let text = std::fs::read_to_string(experiments.join(format!("{experiment}.toml"))).unwrap();
-        let config = self.path(&format!("{experiment}.toml"));
-        std::fs::write(&config, edit(text)).unwrap();
+        let config = self.synth.config(experiment, edit);
         run(Command::new(BIN)
             .arg("train")
             .arg("--config")
@@ -63,16 +61,6 @@ impl Setup {
             .arg(self.path(out));
         command
     }
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 fn first_image(dir: &Path) -> PathBuf {

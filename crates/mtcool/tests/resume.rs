@@ -4,13 +4,15 @@
 //! of an uninterrupted grid, bit for bit.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{children, kill, Synth, BIN};
 use mtcool_train::results::RunRecord;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mtcool");
 const METHODS: [&str; 2] = ["mtcool", r#"joint[optimizer = "adam"]"#];
 
 /// The runs' file stems (`<row>-seed0-quick`).
@@ -25,26 +27,24 @@ fn runs() -> Vec<String> {
 }
 
 struct Setup {
-    root: tempfile::TempDir,
+    synth: Synth,
+    config: PathBuf,
 }
 
 impl Setup {
     fn new() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        mtcool_data::synth::write_all(&root.path().join("data"), &Default::default(), 0).unwrap();
-        let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
-        let config = std::fs::read_to_string(experiments.join("refuge.toml"))
-            .unwrap()
-            .replace(
+        let synth = Synth::new();
+        let config = synth.config("refuge", |text| {
+            text.replace(
                 "[training]\n",
                 "[training]\nearly_stopping_patience = 2\ncheckpoint_every = 1\n",
-            );
-        std::fs::write(root.path().join("refuge.toml"), config).unwrap();
-        Self { root }
+            )
+        });
+        Self { synth, config }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.root.path().join(rel)
+        self.synth.path(rel)
     }
 
     fn train(&self, out: &str, jobs: &str) -> Command {
@@ -52,7 +52,7 @@ impl Setup {
         command
             .arg("train")
             .arg("--config")
-            .arg(self.path("refuge.toml"))
+            .arg(&self.config)
             .arg("--data")
             .arg(self.path("data"))
             .arg("--out")
@@ -90,22 +90,6 @@ fn numbers(record: &RunRecord) -> impl PartialEq + std::fmt::Debug {
         record.best_epoch,
         record.flatness.clone(),
     )
-}
-
-fn children(parent: u32) -> Vec<u32> {
-    let path = format!("/proc/{parent}/task/{parent}/children");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
-fn kill(pid: u32) {
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
 }
 
 #[test]

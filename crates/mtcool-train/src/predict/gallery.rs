@@ -64,13 +64,7 @@ pub fn gallery(
         .first()
         .ok_or_else(|| gallery_error("no run has a checkpoint"))?;
     let meta = read_meta(first)?;
-    let dataset = crate::data::load(
-        &meta.config,
-        data_dir,
-        meta.train_limit,
-        meta.split_seed,
-        device,
-    )?;
+    let dataset = meta.load_data(data_dir, device)?;
     let task = dataset
         .tasks
         .iter()
