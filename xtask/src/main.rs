@@ -124,21 +124,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let start = std::time::Instant::now();
             mtcool_data::synth::write_all(&out, &Default::default(), seed).context("data synth")?;
             let pets = if mtcool_data::synth::WITH_PETS {
-                "pets/, "
+                "as HDF5 files"
             } else {
-                ""
+                "in the original release layout: this build has no HDF5"
             };
             println!(
-                "wrote synthetic refuge/, hrfav/, {pets}pets-release/, organcmnist/ under {} in {:.1} s",
+                "wrote synthetic refuge/, hrfav/, pets/ ({pets}), pets-release/, organcmnist/ \
+                 under {} in {:.1} s",
                 out.display(),
                 start.elapsed().as_secs_f64()
             );
-            if !mtcool_data::synth::WITH_PETS {
-                println!(
-                    "(no pets/: HDF5 needs the `hdf5` feature, e.g. \
-                     cargo run --release -p xtask --features hdf5 -- data synth)"
-                );
-            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Reproduce(args) => reproduce::run(args),

@@ -136,6 +136,16 @@ fn pets_trains_on_synthetic_hdf5_files() {
     }
 }
 
+/// In a build without HDF5 the synthetic `pets/` holds the release layout, so the committed
+/// pets config runs on `data synth`'s output unchanged.
+#[cfg(not(feature = "hdf5"))]
+#[test]
+fn the_committed_pets_config_runs_on_the_synthetic_data_without_hdf5() {
+    let data = synth();
+    let pets = quick("pets", &[MethodKind::Joint], data.path());
+    check(&pets, &["seg", "cls", "box", "rec"]);
+}
+
 /// The original release's layout (images, trimaps, xmls, list.txt) needs no HDF5: the pets
 /// config reads it from a folder that holds it, whatever the build's features.
 #[test]

@@ -3,9 +3,10 @@
 //!
 //! [`write_all`] writes the layout of the data directory (`refuge/`, `hrfav/`, `pets/`,
 //! `pets-release/`, `organcmnist/organcmnist.npz`), so `--data DIR` works on its output as on
-//! real data. The pets HDF5 files need the `hdf5` feature; without it they are not written.
-//! The original Oxford-IIIT Pet layout (`pets-release/`, read by [`crate::pets_release`]) is
-//! always written.
+//! real data. The original Oxford-IIIT Pet layout (read by [`crate::pets_release`]) is always
+//! written to `pets-release/`. `pets/`, which every pets config reads, holds the coursework's
+//! HDF5 files in a build with the `hdf5` feature, and the release layout otherwise, so the pets
+//! configs run on the synthetic data in every build.
 
 use std::path::Path;
 
@@ -51,8 +52,8 @@ impl Default for SynthSizes {
 /// Whether this build writes (and reads) the pets HDF5 files.
 pub const WITH_PETS: bool = cfg!(feature = "hdf5");
 
-/// Writes every synthetic dataset under `out`, deterministically from `seed` (the pets HDF5
-/// files only with the `hdf5` feature: see [`WITH_PETS`]; the pets release layout always).
+/// Writes every synthetic dataset under `out`, deterministically from `seed` (`pets/`: the
+/// HDF5 files with the `hdf5` feature, see [`WITH_PETS`], else the release layout).
 pub fn write_all(out: &Path, sizes: &SynthSizes, seed: u64) -> Result<()> {
     crate::refuge::write_synthetic(
         &out.join("refuge"),
@@ -73,6 +74,12 @@ pub fn write_all(out: &Path, sizes: &SynthSizes, seed: u64) -> Result<()> {
         sizes.pets,
         sizes.pets_size,
         seed.wrapping_add(2),
+    )?;
+    #[cfg(not(feature = "hdf5"))]
+    crate::pets_release::write_synthetic(
+        &out.join("pets"),
+        sizes.pets_release,
+        seed.wrapping_add(4),
     )?;
     crate::pets_release::write_synthetic(
         &out.join("pets-release"),
