@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod build_cuda;
 mod data;
+mod multi;
 mod regress;
 mod report;
 mod reproduce;
@@ -71,6 +72,14 @@ enum DataCommand {
         #[arg(long, default_value = "datasets")]
         data: PathBuf,
     },
+    /// MultiMNIST (Sener & Koltun, 2018): two overlapping MNIST digits per image, into
+    /// <data>/multimnist/, deterministic from the seed.
+    Multimnist(multi::MultiArgs),
+    /// MultiFashion (Lin et al., 2019): two Fashion-MNIST items, into <data>/multifashion/.
+    Multifashion(multi::MultiArgs),
+    /// Multi-(Fashion+MNIST) (Lin et al., 2019): an MNIST digit and a Fashion-MNIST item,
+    /// into <data>/multi-fashion-mnist/.
+    MultiFashionMnist(multi::MultiArgs),
     /// Small synthetic look-alikes of REFUGE, HRF-AV, the pets HDF5 files and original
     /// release, and OrganCMNIST, in their real on-disk formats (for tests and quick runs:
     /// `--data <out>`).
@@ -117,6 +126,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             data::ensure_fashion_mnist(&dir).context("data fashion-mnist")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Data {
+            dataset: DataCommand::Multimnist(args),
+        } => multi::run(multi::MultiKind::Multimnist, &args),
+        Command::Data {
+            dataset: DataCommand::Multifashion(args),
+        } => multi::run(multi::MultiKind::Multifashion, &args),
+        Command::Data {
+            dataset: DataCommand::MultiFashionMnist(args),
+        } => multi::run(multi::MultiKind::MultiFashionMnist, &args),
         Command::Data {
             dataset: DataCommand::Synth { out, seed },
         } => {

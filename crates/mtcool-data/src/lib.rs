@@ -14,6 +14,7 @@ pub mod hrfav;
 pub mod idx;
 pub mod image_io;
 pub mod mnist;
+pub mod multi;
 pub mod organcmnist;
 #[cfg(feature = "hdf5")]
 pub mod pets;
