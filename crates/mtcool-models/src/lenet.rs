@@ -4,6 +4,9 @@
 //! flatten (320) → linear 320→50 → ReLU. Each task has its own head, linear 50→k_t.
 //! Input `(N, 1, 28, 28)`, output of task t `(N, k_t)` logits.
 //!
+//! [`LeNetMt::multi_lenet`] is Sener & Koltun's MultiLeNet (MultiMNIST): the same encoder,
+//! and heads linear 50→50 → ReLU → linear 50→k_t.
+//!
 //! ```
 //! # fn main() -> candle_core::Result<()> {
 //! use candle_core::{DType, Device, Tensor};
@@ -65,13 +68,59 @@ impl Encoder {
     }
 }
 
+/// A task's head: linear 50→k, or (MultiLeNet) linear 50→h → ReLU → linear h→k.
+#[derive(Debug, Clone)]
+struct Head {
+    hidden: Option<PartitionedLinear>,
+    out: PartitionedLinear,
+}
+
+impl Head {
+    fn new(pb: &ParamBuilder, task: usize, classes: usize, hidden: Option<usize>) -> Result<Self> {
+        let owner = [Owner::Task(task)];
+        let heads = pb.pp("heads");
+        Ok(match hidden {
+            None => Self {
+                hidden: None,
+                out: PartitionedLinear::new(&heads, FEATURES, classes, &owner)?,
+            },
+            Some(h) => Self {
+                hidden: Some(PartitionedLinear::new(
+                    &heads.pp("hidden"),
+                    FEATURES,
+                    h,
+                    &owner,
+                )?),
+                out: PartitionedLinear::new(&heads.pp("out"), h, classes, &owner)?,
+            },
+        })
+    }
+
+    fn forward(&self, z: &Tensor, view: &SliceView) -> Result<Tensor> {
+        match &self.hidden {
+            Some(hidden) => self.out.forward(&hidden.forward(z, view)?.relu()?, view),
+            None => self.out.forward(z, view),
+        }
+    }
+
+    fn params_of(&self, owner: Owner) -> Vec<Var> {
+        let mut vars = self
+            .hidden
+            .as_ref()
+            .map(|h| h.params_of(owner))
+            .unwrap_or_default();
+        vars.extend(self.out.params_of(owner));
+        vars
+    }
+}
+
 /// Multi-task LeNet in one of the three sharing modes.
 #[derive(Clone)]
 pub struct LeNetMt {
     sharing: Sharing,
     /// One encoder, or one per task when independent.
     encoders: Vec<Encoder>,
-    heads: Vec<PartitionedLinear>,
+    heads: Vec<Head>,
     vars: VarMap,
 }
 
@@ -92,6 +141,26 @@ impl LeNetMt {
     /// Builds the network for tasks with `classes[t]` classes each; the initial weights are
     /// drawn from a generator seeded with `seed`.
     pub fn new(device: &Device, sharing: Sharing, classes: &[usize], seed: u64) -> Result<Self> {
+        Self::build(device, sharing, classes, None, seed)
+    }
+
+    /// MultiLeNet (Sener & Koltun, 2018): LeNet-MT's encoder with heads 50→50 → ReLU → 50→k_t.
+    pub fn multi_lenet(
+        device: &Device,
+        sharing: Sharing,
+        classes: &[usize],
+        seed: u64,
+    ) -> Result<Self> {
+        Self::build(device, sharing, classes, Some(FEATURES), seed)
+    }
+
+    fn build(
+        device: &Device,
+        sharing: Sharing,
+        classes: &[usize],
+        hidden: Option<usize>,
+        seed: u64,
+    ) -> Result<Self> {
         let vars = VarMap::new();
         let pb = ParamBuilder::new(vars.clone(), device, seed);
         let n = classes.len();
@@ -108,7 +177,7 @@ impl LeNetMt {
         let heads = classes
             .iter()
             .enumerate()
-            .map(|(t, &k)| PartitionedLinear::new(&pb.pp("heads"), FEATURES, k, &[Owner::Task(t)]))
+            .map(|(t, &k)| Head::new(&pb, t, k, hidden))
             .collect::<Result<_>>()?;
         Ok(Self {
             sharing,
@@ -228,6 +297,24 @@ mod tests {
         assert_eq!(shared.param_count(), 21_840);
         assert_eq!(indep.param_count(), 2 * (21_330 + 255));
         assert_eq!(part.vars().all_vars().len(), part.all_params().len());
+    }
+
+    #[test]
+    fn multi_lenet_adds_a_hidden_layer_to_each_head() {
+        let net = LeNetMt::multi_lenet(&Device::Cpu, Sharing::Partitioned, &[10, 10], 0).unwrap();
+        // LeNet-MT's 21,330 encoder parameters, and per head 50·50 + 50 + 50·10 + 10.
+        assert_eq!(net.param_count(), 21_330 + 2 * (2_550 + 510));
+        assert_eq!(net.head_params(1).len(), 4);
+        let names: Vec<String> = net.vars().data().lock().unwrap().keys().cloned().collect();
+        assert!(
+            names.contains(&"heads.hidden.task1.weight".to_string()),
+            "{names:?}"
+        );
+        let x = Tensor::zeros((3, 1, 28, 28), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(
+            net.forward_task(&x, 1, &SliceView::all()).unwrap().dims(),
+            &[3, 10]
+        );
     }
 
     #[test]

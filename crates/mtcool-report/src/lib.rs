@@ -64,7 +64,7 @@ impl ReportContext {
             paper: Some(config.paper.clone()),
             order: config.methods.clone(),
             delta_m_baseline: default_delta_m_baseline(&config.methods).map(str::to_string),
-            image_to_image: config.data.class_tasks().is_none(),
+            image_to_image: config.data.is_image_to_image(),
             data_dir: None,
         }
     }

@@ -92,6 +92,16 @@ pub enum DataConfig {
         /// The tasks and their classes (0..=10).
         tasks: Vec<TaskSpec>,
     },
+    /// Two items per image, tasks `left` and `right` (10 classes each): MultiMNIST and its
+    /// Fashion variants, as `cargo xtask data multimnist` (…) writes them.
+    Multi {
+        /// Folder under the data directory (`multimnist`, `multifashion` or
+        /// `multi-fashion-mnist`).
+        folder: String,
+        /// The first `train_size` training images train; the rest validate.
+        #[serde(default = "default_train_size")]
+        train_size: usize,
+    },
     /// REFUGE 2018: cup/disc segmentation (`seg`) and glaucoma classification (`cls`).
     Refuge {
         /// Folder under the data directory (`refuge`).
@@ -214,6 +224,7 @@ impl DataConfig {
             DataConfig::Mnist { folder, .. }
             | DataConfig::FashionMnist { folder, .. }
             | DataConfig::Organcmnist { folder, .. }
+            | DataConfig::Multi { folder, .. }
             | DataConfig::Refuge { folder, .. }
             | DataConfig::Hrfav { folder, .. }
             | DataConfig::Pets { folder, .. } => folder,
@@ -225,7 +236,15 @@ impl DataConfig {
         matches!(self, DataConfig::Refuge { .. } | DataConfig::Hrfav { .. })
     }
 
-    /// The class tasks of the class-split datasets (`None` for the image-to-image ones).
+    /// Whether the tasks predict images (masks, boxes, reconstructions): REFUGE, HRF-AV, pets.
+    pub fn is_image_to_image(&self) -> bool {
+        matches!(
+            self,
+            DataConfig::Refuge { .. } | DataConfig::Hrfav { .. } | DataConfig::Pets { .. }
+        )
+    }
+
+    /// The class tasks of the class-split datasets (`None` for the others).
     pub fn class_tasks(&self) -> Option<&[TaskSpec]> {
         match self {
             DataConfig::Mnist { tasks, .. }
@@ -241,6 +260,7 @@ impl DataConfig {
             DataConfig::Refuge { .. } => vec!["seg".into(), "cls".into()],
             DataConfig::Hrfav { .. } => vec!["vessel".into(), "av".into()],
             DataConfig::Pets { tasks, .. } => tasks.clone(),
+            DataConfig::Multi { .. } => vec!["left".into(), "right".into()],
             _ => self
                 .class_tasks()
                 .unwrap_or_default()
@@ -263,6 +283,9 @@ impl DataConfig {
             }
         }
         match self {
+            DataConfig::Multi { train_size, .. } if *train_size == 0 => {
+                return Err("multi: train_size must be ≥ 1".into());
+            }
             DataConfig::Pets { tasks, release, .. } => {
                 if tasks.is_empty() {
                     return Err("pets needs at least one task".into());
@@ -367,6 +390,8 @@ pub enum Arch {
     Unet,
     /// Psi-Net: one encoder, a U-Net decoder per dense task, dense heads (pets).
     Psinet,
+    /// MultiLeNet: LeNet-MT's encoder with two-layer heads (Sener & Koltun; MultiMNIST).
+    MultiLenet,
 }
 
 /// Which implementation of convolution and pooling the model uses.
@@ -811,7 +836,7 @@ impl ExperimentConfig {
             return Err(fail("quick.epochs and quick.runs must be ≥ 1".into()));
         }
         self.data.validate().map_err(fail)?;
-        if t.horizontal_flip && self.data.class_tasks().is_some() {
+        if t.horizontal_flip && !self.data.is_image_to_image() {
             return Err(fail(
                 "training.horizontal_flip is for the image-to-image datasets (refuge, hrfav, \
                  pets); digits and organ slices are not mirror-symmetric"
@@ -821,6 +846,7 @@ impl ExperimentConfig {
         let wants = match &self.data {
             DataConfig::Refuge { .. } | DataConfig::Hrfav { .. } => Arch::Unet,
             DataConfig::Pets { .. } => Arch::Psinet,
+            DataConfig::Multi { .. } => Arch::MultiLenet,
             _ => Arch::Lenet,
         };
         if self.model.arch != wants {
@@ -938,11 +964,7 @@ impl ExperimentConfig {
             horizontal_flip: t.horizontal_flip,
             checkpoint_every: t
                 .checkpoint_every
-                .unwrap_or(if self.data.class_tasks().is_some() {
-                    0
-                } else {
-                    1
-                }),
+                .unwrap_or(if !self.data.is_image_to_image() { 0 } else { 1 }),
             mtcool,
             baselines: self.baselines.clone(),
             diagnostics: self.diagnostics.clone(),

@@ -274,6 +274,17 @@ pub fn load(
             };
             class_dataset(split, normaliser, device)
         }
+        DataConfig::Multi { train_size, .. } => {
+            let (train, test) = mtcool_data::multi::read(&folder)?;
+            let mut dataset = dense_dataset(
+                &multi_splits(train, test, *train_size, train_limit)?,
+                None,
+                device,
+            )?;
+            // The authors normalise with MNIST's statistics.
+            dataset.normaliser = Normaliser::new(&[MNIST_MEAN], &[MNIST_STD], device)?;
+            Ok(dataset)
+        }
         DataConfig::Organcmnist {
             tasks,
             train_limit: own_limit,
@@ -356,6 +367,61 @@ pub fn load(
             dense_dataset(&splits, None, device)
         }
     }
+}
+
+/// MultiMNIST-style splits as dense sets of two class targets: the first `train_size`
+/// training images train (at most `limit`), the rest of the training images validate.
+fn multi_splits(
+    train: mtcool_data::multi::MultiSplit,
+    test: mtcool_data::multi::MultiSplit,
+    train_size: usize,
+    limit: Option<usize>,
+) -> Result<DenseSplits> {
+    let n = train.left.len();
+    let cut = train_size.min(n);
+    let used = limit.map_or(cut, |l| l.min(cut));
+    let set = |split: &mtcool_data::multi::MultiSplit, range: std::ops::Range<usize>| {
+        let (count, h, w) = split.images.dim();
+        let range = range.start.min(count)..range.end.min(count);
+        let images = split
+            .images
+            .slice_axis(ndarray::Axis(0), ndarray::Slice::from(range.clone()))
+            .to_owned()
+            .into_shape_with_order((range.len(), 1, h, w))
+            .map_err(|e| TrainError::Config {
+                path: "multi".into(),
+                problem: e.to_string(),
+            })?;
+        let labels = |l: &ndarray::Array1<u8>| {
+            l.slice_axis(ndarray::Axis(0), ndarray::Slice::from(range.clone()))
+                .to_owned()
+        };
+        Ok::<_, TrainError>(DenseSet {
+            images,
+            targets: vec![
+                (
+                    "left".into(),
+                    Target::Class {
+                        labels: labels(&split.left),
+                        classes: 10,
+                    },
+                ),
+                (
+                    "right".into(),
+                    Target::Class {
+                        labels: labels(&split.right),
+                        classes: 10,
+                    },
+                ),
+            ],
+            valid: None,
+        })
+    };
+    Ok(DenseSplits {
+        train: set(&train, 0..used)?,
+        val: set(&train, cut..n)?,
+        test: set(&test, 0..test.left.len())?,
+    })
 }
 
 /// The coursework's HDF5 files (this build reads them).
@@ -498,6 +564,7 @@ pub fn configured_tasks(config: &DataConfig) -> (Vec<TaskKind>, Vec<usize>) {
             tasks.iter().map(|t| class(t.classes.len())).collect(),
             vec![1, 28, 28],
         ),
+        DataConfig::Multi { .. } => (vec![class(10), class(10)], vec![1, 28, 28]),
         DataConfig::Refuge { output_size, .. } => (
             vec![mask_kind("seg", 3), class(2)],
             vec![3, *output_size as usize, *output_size as usize],

@@ -109,6 +109,21 @@ pub fn build_network(
                 .collect::<Result<Vec<_>>>()?;
             Box::new(LeNetMt::new(device, sharing, &classes, init_seed)?.with_ops(ops))
         }
+        Arch::MultiLenet => {
+            if shape != [1, 28, 28] || kinds.iter().any(|k| !matches!(k, TaskKind::Class { .. })) {
+                return Err(unfit(format!(
+                    "MultiLeNet needs 1×28×28 images and class tasks, got {shape:?}"
+                )));
+            }
+            let classes: Vec<usize> = kinds
+                .iter()
+                .map(|k| match k {
+                    TaskKind::Class { classes } => *classes,
+                    _ => 0,
+                })
+                .collect();
+            Box::new(LeNetMt::multi_lenet(device, sharing, &classes, init_seed)?.with_ops(ops))
+        }
         Arch::Unet => {
             let seg_task = kinds
                 .iter()
