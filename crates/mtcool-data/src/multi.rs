@@ -4,9 +4,10 @@
 //! For every source image `i` (the left item) a partner `j` is drawn uniformly from the same
 //! source split (it may be `i` itself, as `np.random.permutation(n)[:1]` allows). On a 36 × 36
 //! canvas the left item occupies rows and columns 0..28 and the right one 6..34; where they
-//! overlap (6..28) the canvas takes the element-wise maximum. The canvas is resized to 28 × 28
-//! by nearest neighbour, pixel `k` taking source pixel ⌊(k + ½) · 36 / 28⌋ (PIL's rule, which
-//! `scipy.misc.imresize(…, interp='nearest')` used). Labels are (left, right). Training images
+//! overlap (6..28) the canvas takes the element-wise maximum. As `scipy.misc.imresize(…,
+//! interp='nearest')` did in the authors' loader, the canvas is byte-scaled (its maximum
+//! becomes 255) and resized to 28 × 28 by nearest neighbour, pixel `k` taking source pixel
+//! ⌊(k + ½) · 36 / 28⌋ (PIL's rule). Labels are (left, right). Training images
 //! come from the source's training split, test images from its test split; both splits get as
 //! many images as their source. Draws come from ChaCha8 seeded with the seed (one stream per
 //! split), so the same seed and sources give the same bytes.
@@ -59,8 +60,21 @@ pub fn compose(left: ArrayView2<u8>, right: ArrayView2<u8>) -> Array2<u8> {
         let cell = &mut canvas[[y + OFFSET, x + OFFSET]];
         *cell = (*cell).max(v);
     }
+    byte_scale(&mut canvas);
     let source = |k: usize| ((2 * k + 1) * CANVAS) / (2 * SIDE);
     Array2::from_shape_fn((SIDE, SIDE), |(y, x)| canvas[[source(y), source(x)]])
+}
+
+/// `scipy.misc.imresize`'s `bytescale` of a float canvas: values scaled so that the canvas
+/// maximum becomes 255 (its minimum is 0: the last two rows and columns are always empty),
+/// rounded half up. A no-op when an item reaches 255, as most MNIST digits do.
+fn byte_scale(canvas: &mut Array2<u8>) {
+    let max = canvas.iter().copied().max().unwrap_or(0);
+    if max == 0 || max == 255 {
+        return;
+    }
+    let scale = 255.0 / f64::from(max);
+    canvas.mapv_inplace(|v| (f64::from(v) * scale + 0.5).clamp(0.0, 255.0) as u8);
 }
 
 /// Composites of every image of `left` with a partner drawn from `right` (of the same length:
@@ -156,7 +170,8 @@ mod tests {
 
     #[test]
     fn the_right_item_sits_lower_right_and_overlaps_by_maximum() {
-        let left = square(100);
+        let mut left = square(100);
+        left[[1, 1]] = 255; // the canvas reaches 255: no byte scaling
         let right = square(200);
         let c = compose(left.view(), Array2::zeros((28, 28)).view());
         // Left only: rows/cols 0..28 of 36 map to output 0..⌈28·28/36⌉.
@@ -168,7 +183,7 @@ mod tests {
         assert_eq!(both[[27, 27]], 0, "canvas pixel 35: beyond both items");
         assert_eq!(both[[12, 12]], 200, "overlap: maximum");
         let dim = compose(square(250).view(), right.view());
-        assert_eq!(dim[[12, 12]], 250);
+        assert_eq!(dim[[12, 12]], 255, "byte-scaled: 250 is the maximum");
     }
 
     #[test]
@@ -178,9 +193,27 @@ mod tests {
         for x in 0..28 {
             left[[0, x]] = x as u8;
         }
+        left[[1, 0]] = 255; // no byte scaling
         let c = compose(left.view(), Array2::zeros((28, 28)).view());
-        let row: Vec<u8> = (0..6).map(|k| c[[0, k]]).collect();
-        assert_eq!(row, vec![0, 1, 3, 4, 5, 7]);
+        let row: Vec<u8> = (0..28).map(|k| c[[0, k]]).collect();
+        // PIL's map for 36 → 28 (canvas pixels 28 and above are empty here).
+        let pil = [
+            0, 1, 3, 4, 5, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 19, 21, 22, 23, 25, 26, 27, 28, 30,
+            31, 32, 34, 35,
+        ];
+        let expected: Vec<u8> = pil
+            .iter()
+            .map(|&p| if p < 28 { p as u8 } else { 0 })
+            .collect();
+        assert_eq!(row, expected);
+    }
+
+    #[test]
+    fn a_dim_canvas_is_byte_scaled_to_255() {
+        let c = compose(square(100).view(), square(50).view());
+        assert_eq!(c[[0, 0]], 255);
+        // 50 · (255 / 100) = 127.4999… in floating point, as in scipy: 127.
+        assert_eq!(c[[25, 25]], 127);
     }
 
     #[test]
