@@ -31,6 +31,26 @@ pub fn run(kind: MultiKind, args: &MultiArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Generates the benchmark stored in `<data_dir>/<folder>/` with seed 0 if `folder` names one
+/// of the three and any of its files is missing (`reproduce multimnist` on a fresh machine).
+pub fn ensure(data_dir: &Path, folder: &str) -> Result<()> {
+    let Some(kind) = MultiKind::ALL.into_iter().find(|k| k.folder() == folder) else {
+        return Ok(());
+    };
+    let dir = data_dir.join(folder);
+    if mtcool_data::multi::FILES
+        .iter()
+        .all(|name| dir.join(name).is_file())
+    {
+        return Ok(());
+    }
+    eprintln!(
+        "{}: not generated yet; generating it (seed 0)",
+        dir.display()
+    );
+    generate(data_dir, kind, 0).with_context(|| format!("data {folder}"))
+}
+
 /// Which benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MultiKind {
@@ -43,6 +63,13 @@ pub enum MultiKind {
 }
 
 impl MultiKind {
+    /// The three benchmarks.
+    pub const ALL: [Self; 3] = [
+        Self::Multimnist,
+        Self::Multifashion,
+        Self::MultiFashionMnist,
+    ];
+
     /// The folder under the data root, also the experiment's name.
     pub fn folder(self) -> &'static str {
         match self {

@@ -45,10 +45,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
         }
         let config = ExperimentConfig::load(&path)?;
-        if let DataConfig::Mnist { folder, .. } = &config.data {
-            if folder == "mnist" {
+        match &config.data {
+            DataConfig::Mnist { folder, .. } if folder == "mnist" => {
                 data::ensure_mnist(&data_dir.join(folder), false)?;
             }
+            DataConfig::Multi { folder, .. } => crate::multi::ensure(&data_dir, folder)?,
+            _ => {}
         }
         let context = mtcool_report::ReportContext::from_config(&config).with_data(&data_dir);
         let request = args.grid.request(

@@ -242,6 +242,10 @@ impl<A: Aggregator> Method for GradientMethod<A> {
         self.aggregator.name()
     }
 
+    fn set_lr_scale(&mut self, scale: f64) {
+        self.optimiser.set_lr_scale(scale);
+    }
+
     fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {
         let names = VarNames::of(model)?;
         let vars = self.aggregator.extra_vars();

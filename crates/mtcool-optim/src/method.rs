@@ -36,6 +36,10 @@ pub trait Method {
     /// Called before each epoch (0-based), e.g. to end a warm-up.
     fn begin_epoch(&mut self, _epoch: usize) {}
 
+    /// Scales the learning rate of every optimiser updating the model's parameters by
+    /// `scale` (a schedule's factor for the epoch) until the next call.
+    fn set_lr_scale(&mut self, scale: f64);
+
     /// Performs one training iteration on one mini-batch per task (`batches[t]` for task t).
     fn step(
         &mut self,

@@ -241,8 +241,10 @@ fn mean(terms: &[Tensor]) -> Result<Tensor> {
     Ok((sum / terms.len() as f64)?)
 }
 
-/// ε ~ U[−b, b] element-wise for every encoder slice of every task other than `task`, drawn
-/// from the run's generator in a fixed order (tasks ascending, parameters in model order).
+/// ε ~ U[−b, b] element-wise for the perturbable encoder parameters
+/// ([`MultiTaskModel::perturbable_params`]: θ without BatchNorm's γ and β) of every task other
+/// than `task`, drawn from the run's generator in a fixed order (tasks ascending, parameters
+/// in model order).
 pub fn draw_noise(
     model: &dyn MultiTaskModel,
     task: usize,
@@ -256,7 +258,7 @@ pub fn draw_noise(
         })?;
     let mut noise = NoiseMap::new();
     for other in (0..model.num_tasks()).filter(|&t| t != task) {
-        for var in model.encoder_params(other) {
+        for var in model.perturbable_params(other) {
             let values: Vec<f32> = (0..var.elem_count()).map(|_| dist.sample(rng)).collect();
             let eps = Tensor::from_vec(values, var.shape(), var.device())?;
             noise.insert(var.id(), eps);
@@ -294,6 +296,12 @@ impl Method for MtCool {
 
     fn begin_epoch(&mut self, epoch: usize) {
         self.in_warmup = epoch < self.config.warmup_epochs;
+    }
+
+    fn set_lr_scale(&mut self, scale: f64) {
+        for optimiser in &mut self.optimisers {
+            optimiser.set_lr_scale(scale);
+        }
     }
 
     fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {

@@ -89,6 +89,7 @@ enum State {
 #[derive(Debug)]
 pub struct Optimizer {
     config: OptimizerConfig,
+    lr_scale: f64,
     params: Vec<(Var, Option<State>)>,
 }
 
@@ -97,7 +98,28 @@ impl Optimizer {
     pub fn new(vars: Vec<Var>, config: impl Into<OptimizerConfig>) -> Self {
         Self {
             config: config.into(),
+            lr_scale: 1.0,
             params: vars.into_iter().map(|v| (v, None)).collect(),
+        }
+    }
+
+    /// Multiplies the configured learning rate by `scale` from the next step on (a
+    /// learning-rate schedule's factor for the epoch).
+    pub fn set_lr_scale(&mut self, scale: f64) {
+        self.lr_scale = scale;
+    }
+
+    /// The configured hyper-parameters with the learning rate scaled.
+    fn scaled_config(&self) -> OptimizerConfig {
+        match self.config {
+            OptimizerConfig::Sgd(c) => OptimizerConfig::Sgd(SgdConfig {
+                lr: c.lr * self.lr_scale,
+                ..c
+            }),
+            OptimizerConfig::Adam(c) => OptimizerConfig::Adam(AdamConfig {
+                lr: c.lr * self.lr_scale,
+                ..c
+            }),
         }
     }
 
@@ -115,13 +137,14 @@ impl Optimizer {
     /// gradients); parameters for which it gives `None` are left untouched (and Adam's step
     /// count for them does not advance, as in PyTorch).
     pub fn step_with(&mut self, grad_of: impl Fn(&Var) -> Option<Tensor>) -> Result<()> {
+        let config = self.scaled_config();
         for (var, state) in &mut self.params {
             let Some(grad) = grad_of(var) else { continue };
             // Detached throughout: the state must not carry the autograd history of every
             // previous step (it would keep all of them alive).
             let theta = var.as_tensor().detach();
             let grad = grad.detach();
-            let (next, kept) = match (self.config, state.take()) {
+            let (next, kept) = match (config, state.take()) {
                 (OptimizerConfig::Sgd(c), previous) => {
                     let velocity = match previous {
                         Some(State::Velocity(v)) => Some(v),
@@ -227,6 +250,39 @@ mod tests {
             OptimizerConfig::from(AdamConfig::default()).to_string(),
             "Adam (lr 0.001, β 0.9 / 0.999, ε 1e-8, weight decay 0)"
         );
+    }
+
+    #[test]
+    fn lr_scale_acts_as_a_smaller_learning_rate() {
+        for (config, halved) in [
+            (
+                OptimizerConfig::from(SgdConfig::default()),
+                OptimizerConfig::from(SgdConfig {
+                    lr: 0.005,
+                    ..SgdConfig::default()
+                }),
+            ),
+            (
+                AdamConfig::default().into(),
+                AdamConfig {
+                    lr: 5e-4,
+                    ..AdamConfig::default()
+                }
+                .into(),
+            ),
+        ] {
+            let scaled = Var::new(&[1f32, -2.0], &Device::Cpu).unwrap();
+            let reference = Var::new(&[1f32, -2.0], &Device::Cpu).unwrap();
+            let mut a = Optimizer::new(vec![scaled.clone()], config);
+            let mut b = Optimizer::new(vec![reference.clone()], halved);
+            a.set_lr_scale(0.5);
+            for _ in 0..3 {
+                step_on_sum_of_squares(&mut a, &scaled, 1.0);
+                step_on_sum_of_squares(&mut b, &reference, 1.0);
+            }
+            let values = |v: &Var| v.as_tensor().to_vec1::<f32>().unwrap();
+            assert_eq!(values(&scaled), values(&reference), "{config:?}");
+        }
     }
 
     #[test]

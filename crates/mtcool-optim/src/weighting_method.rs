@@ -98,6 +98,10 @@ impl<W: Weighting> Method for WeightedLoss<W> {
         self.weighting.begin_epoch(epoch);
     }
 
+    fn set_lr_scale(&mut self, scale: f64) {
+        self.optimiser.set_lr_scale(scale);
+    }
+
     fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {
         let names = VarNames::of(model)?;
         let vars = self.weighting.extra_vars();

@@ -214,3 +214,31 @@ fn joint_updates_the_shared_encoder_from_both_tasks() {
     };
     assert_ne!(run(15), run(16));
 }
+
+#[test]
+fn noise_spares_the_other_tasks_batch_norm_affine_parameters() {
+    use mtcool_models::{UNetConfig, UNetMt};
+    let config = UNetConfig::seg_cls(3, 2).with_widths(&[4, 8, 16, 32, 64]);
+    let net = UNetMt::new(&Device::Cpu, Sharing::Partitioned, config, 0).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let noise = mtcool_optim::mtcool::draw_noise(&net, 0, 0.01, &mut rng).unwrap();
+    let perturbable: Vec<_> = net.perturbable_params(1).iter().map(|v| v.id()).collect();
+    let batch_norm: Vec<_> = net
+        .encoder_params(1)
+        .iter()
+        .map(|v| v.id())
+        .filter(|id| !perturbable.contains(id))
+        .collect();
+    assert!(
+        !batch_norm.is_empty(),
+        "the U-Net's encoder has BatchNorm γ/β"
+    );
+    assert_eq!(noise.len(), perturbable.len());
+    assert!(perturbable.iter().all(|id| noise.contains_key(id)));
+    assert!(batch_norm.iter().all(|id| !noise.contains_key(id)));
+    let own: Vec<_> = net.encoder_params(0).iter().map(|v| v.id()).collect();
+    assert!(
+        own.iter().all(|id| !noise.contains_key(id)),
+        "no noise on the training task"
+    );
+}

@@ -11,8 +11,8 @@ use mtcool_data::ClassTask;
 
 use crate::diagnostics::DiagnosticsConfig;
 use mtcool_optim::{
-    AdamConfig, BaselineConfig, MethodKind, MethodOptions, MtCoolConfig, OptimizerConfig,
-    OptimizerKind, SgdConfig,
+    AdamConfig, BaselineConfig, LrSchedule, MethodKind, MethodOptions, MtCoolConfig,
+    OptimizerConfig, OptimizerKind, SgdConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -458,6 +458,9 @@ pub struct TrainingConfig {
     /// last saved epoch (0: never). Default: every epoch for the image-to-image datasets,
     /// never for the digit and organ ones (their epochs take seconds).
     pub checkpoint_every: Option<usize>,
+    /// How the learning rate changes over the epochs (constant unless given), e.g.
+    /// `{ kind = "step", every = 30, gamma = 0.5 }` or `{ kind = "cosine" }`.
+    pub lr_schedule: LrSchedule,
 }
 
 impl Default for TrainingConfig {
@@ -473,6 +476,7 @@ impl Default for TrainingConfig {
             adam: AdamConfig::default(),
             horizontal_flip: false,
             checkpoint_every: None,
+            lr_schedule: LrSchedule::Constant,
         }
     }
 }
@@ -566,6 +570,8 @@ pub struct RunSettings {
     pub horizontal_flip: bool,
     /// Epochs between saves of the state to resume from (0: never; not part of fingerprints).
     pub checkpoint_every: usize,
+    /// The learning-rate schedule.
+    pub lr_schedule: LrSchedule,
     /// MT-COOL settings (warm-up adjusted for quick runs).
     pub mtcool: MtCoolConfig,
     /// The baselines' options.
@@ -628,7 +634,12 @@ impl RunSettings {
             OptimizerKind::Adam => json(&("adam", self.adam)),
         };
         let flip = if self.horizontal_flip { "hflip" } else { "" };
-        format!("{}{optimizer}{flip}{own}", json(&common))
+        let schedule = if self.lr_schedule.is_constant() {
+            String::new()
+        } else {
+            json(&self.lr_schedule)
+        };
+        format!("{}{optimizer}{flip}{schedule}{own}", json(&common))
     }
 }
 
@@ -737,8 +748,9 @@ impl std::str::FromStr for MethodSpec {
 }
 
 /// Keys a grid row may set for any method (the others are the method's own options):
-/// `optimizer = "sgd" | "adam"`.
-const ROW_KEYS: [&str; 1] = ["optimizer"];
+/// `optimizer = "sgd" | "adam"`, `lr_schedule`, `epochs` and `batch_size`
+/// ([`RunSettings::apply_training_keys`]).
+const ROW_KEYS: [&str; 4] = ["optimizer", "lr_schedule", "epochs", "batch_size"];
 
 impl RunSettings {
     /// The settings of one grid row: its method's options replaced as the row says.
@@ -746,11 +758,7 @@ impl RunSettings {
         let mut out = self.clone();
         let fail = |e: String| format!("`{}`: {e}", spec.label);
         let mut options = spec.options.clone();
-        if let Some(value) = options.remove("optimizer") {
-            out.optimizer = value
-                .try_into()
-                .map_err(|e: toml::de::Error| fail(format!("optimizer: {}", e.message())))?;
-        }
+        out.apply_training_keys(&mut options).map_err(fail)?;
         if options.is_empty() {
             return Ok(out);
         }
@@ -775,6 +783,48 @@ impl RunSettings {
             }
         }
         Ok(out)
+    }
+}
+
+impl RunSettings {
+    /// Takes the training keys a grid row may set out of `options`: `optimizer`,
+    /// `lr_schedule`, `batch_size`, and `epochs` (ignored in quick runs, which keep
+    /// `[quick]`'s epochs).
+    fn apply_training_keys(
+        &mut self,
+        options: &mut toml::Table,
+    ) -> std::result::Result<(), String> {
+        fn parse<T: serde::de::DeserializeOwned>(
+            key: &str,
+            value: toml::Value,
+        ) -> std::result::Result<T, String> {
+            value
+                .try_into()
+                .map_err(|e: toml::de::Error| format!("{key}: {}", e.message()))
+        }
+        if let Some(value) = options.remove("optimizer") {
+            self.optimizer = parse("optimizer", value)?;
+        }
+        if let Some(value) = options.remove("lr_schedule") {
+            self.lr_schedule = parse("lr_schedule", value)?;
+            self.lr_schedule.validate()?;
+        }
+        if let Some(value) = options.remove("batch_size") {
+            self.batch_size = parse("batch_size", value)?;
+            if self.batch_size == 0 {
+                return Err("batch_size must be ≥ 1".into());
+            }
+        }
+        if let Some(value) = options.remove("epochs") {
+            let epochs: usize = parse("epochs", value)?;
+            if epochs == 0 {
+                return Err("epochs must be ≥ 1".into());
+            }
+            if !self.quick {
+                self.epochs = epochs;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -829,6 +879,9 @@ impl ExperimentConfig {
                 "training.epochs, batch_size and runs must be ≥ 1".into(),
             ));
         }
+        t.lr_schedule
+            .validate()
+            .map_err(|e| fail(format!("training.{e}")))?;
         if t.early_stopping_patience == Some(0) {
             return Err(fail("training.early_stopping_patience must be ≥ 1".into()));
         }
@@ -965,6 +1018,7 @@ impl ExperimentConfig {
             checkpoint_every: t
                 .checkpoint_every
                 .unwrap_or(if !self.data.is_image_to_image() { 0 } else { 1 }),
+            lr_schedule: t.lr_schedule,
             mtcool,
             baselines: self.baselines.clone(),
             diagnostics: self.diagnostics.clone(),
@@ -1059,6 +1113,63 @@ epochs = 3
             specs[2].file_stem(),
             "mtcool_noise_bound___0.05__samples___2_"
         );
+    }
+
+    #[test]
+    fn rows_may_set_schedule_epochs_and_batch_size() {
+        let text = MINIMAL.replace(
+            r#"methods = ["joint", "mtcool"]"#,
+            r#"methods = ["joint", 'joint[epochs = 50, batch_size = 256, lr_schedule = { kind = "cosine" }]', 'mtcool[lr_schedule = { kind = "step", every = 2, gamma = 0.5 }, noise_bound = 0.1]']"#,
+        );
+        let c = ExperimentConfig::parse(&text, Path::new("toy.toml")).unwrap();
+        let specs = c.method_specs().unwrap();
+        let base = c.settings(&Overrides::default());
+        assert_eq!(base.lr_schedule, LrSchedule::Constant);
+        let long = base.for_method(&specs[1]).unwrap();
+        assert_eq!((long.epochs, long.batch_size), (50, 256));
+        assert_eq!(long.lr_schedule, LrSchedule::Cosine { min_factor: 0.0 });
+        let stepped = base.for_method(&specs[2]).unwrap();
+        assert_eq!(stepped.mtcool.noise_bound, 0.1);
+        assert!(matches!(
+            stepped.lr_schedule,
+            LrSchedule::Step { every: 2, .. }
+        ));
+        // The constant schedule leaves fingerprints as they were before schedules existed.
+        let plain = base.fingerprint_json(MethodKind::Joint);
+        assert!(
+            !plain.contains("constant") && !plain.contains("kind"),
+            "{plain}"
+        );
+        let cosine = LrSchedule::Cosine { min_factor: 0.0 };
+        let scheduled = RunSettings {
+            lr_schedule: cosine,
+            ..base.clone()
+        };
+        assert_ne!(scheduled.fingerprint_json(MethodKind::Joint), plain);
+        // Quick runs keep [quick]'s epochs.
+        let quick = c.settings(&Overrides {
+            quick: true,
+            ..Default::default()
+        });
+        assert_eq!(quick.for_method(&specs[1]).unwrap().epochs, quick.epochs);
+        for bad in [
+            "joint[epochs = 0]",
+            r#"joint[lr_schedule = { kind = "step", every = 0, gamma = 0.5 }]"#,
+            r#"joint[lr_schedule = { kind = "linear" }]"#,
+        ] {
+            let text = MINIMAL.replace(
+                r#"methods = ["joint", "mtcool"]"#,
+                &format!("methods = ['{bad}']"),
+            );
+            let err = ExperimentConfig::parse(&text, Path::new("toy.toml")).unwrap_err();
+            assert!(err.to_string().starts_with("toy.toml: "), "{bad}: {err}");
+        }
+        let text = MINIMAL.replace(
+            "epochs = 3",
+            "epochs = 3\nlr_schedule = { kind = \"cosine\", min_factor = 1.5 }",
+        );
+        let err = ExperimentConfig::parse(&text, Path::new("toy.toml")).unwrap_err();
+        assert!(err.to_string().contains("min_factor"), "{err}");
     }
 
     #[test]

@@ -291,6 +291,7 @@ pub fn train_run(
     while progress.history.len() < settings.epochs {
         let epoch = progress.history.len();
         method.begin_epoch(epoch);
+        method.set_lr_scale(settings.lr_schedule.factor(epoch, settings.epochs));
         let mut record = train_epoch(&context, model.as_mut(), method.as_mut(), &mut progress)?;
         validate(&context, model.as_ref(), &mut record)?;
         let summary = describe_epoch(&record, &dataset.task_names());

@@ -10,6 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fail;
+use crate::error::Result;
+
+const METHOD: &str = "famo";
+
 /// Adam's β₁.
 const BETA1: f64 = 0.9;
 /// Adam's β₂.
@@ -106,11 +111,28 @@ impl Famo {
         exp.iter().map(|e| e / total).collect()
     }
 
-    /// Sets the per-task minimum losses L^min (`famo.py`'s `set_min_losses`; default 0).
-    /// Ignored unless it has one entry per task.
-    pub fn set_min_losses(&mut self, min_losses: &[f64]) {
-        if min_losses.len() == self.logits.len() {
-            self.min_losses = min_losses.to_vec();
+    /// Sets the per-task minimum losses L^min (`famo.py`'s `set_min_losses`; default 0);
+    /// an error unless it has one finite entry per task.
+    pub fn set_min_losses(&mut self, min_losses: &[f64]) -> Result<()> {
+        self.check_len("minimum losses", min_losses)?;
+        if min_losses.iter().any(|l| !l.is_finite()) {
+            return Err(fail(
+                METHOD,
+                format!("minimum losses {min_losses:?} are not finite"),
+            ));
+        }
+        self.min_losses = min_losses.to_vec();
+        Ok(())
+    }
+
+    fn check_len(&self, what: &str, values: &[f64]) -> Result<()> {
+        if values.len() == self.logits.len() {
+            Ok(())
+        } else {
+            Err(fail(
+                METHOD,
+                format!("{} {what} for {} tasks", values.len(), self.logits.len()),
+            ))
         }
     }
 
@@ -146,13 +168,14 @@ impl Famo {
     /// One Adam step on ξ after a training step: `previous_losses` are the losses the step
     /// was taken on, `new_losses` the same batches' losses after it. The gradient is
     /// J_softmax(ξ)ᵀ δ, δ_i = log D_i(previous) − log D_i(new), plus `weight_decay` · ξ;
-    /// Adam as `torch.optim.Adam` (β = 0.9/0.999, ε = 1e-8, bias-corrected). Does nothing
-    /// when either slice does not have K entries or δ is not finite.
-    pub fn update(&mut self, previous_losses: &[f64], new_losses: &[f64]) {
+    /// Adam as `torch.optim.Adam` (β = 0.9/0.999, ε = 1e-8, bias-corrected). An error, with
+    /// ξ left as it was, when either slice does not have K entries or δ is not finite (a
+    /// loss that is NaN or infinite: the run is diverging, and the reference would carry the
+    /// NaN into ξ).
+    pub fn update(&mut self, previous_losses: &[f64], new_losses: &[f64]) -> Result<()> {
         let k = self.logits.len();
-        if previous_losses.len() != k || new_losses.len() != k {
-            return;
-        }
+        self.check_len("losses before the step", previous_losses)?;
+        self.check_len("losses after the step", new_losses)?;
         let before = self.offsets(previous_losses);
         let after = self.offsets(new_losses);
         let delta: Vec<f64> = before
@@ -161,7 +184,12 @@ impl Famo {
             .map(|(b, a)| b.ln() - a.ln())
             .collect();
         if delta.iter().any(|d| !d.is_finite()) {
-            return;
+            return Err(fail(
+                METHOD,
+                format!(
+                    "the losses {previous_losses:?} → {new_losses:?} give a non-finite log ratio"
+                ),
+            ));
         }
         let z = self.task_weights();
         let mean: f64 = z.iter().zip(&delta).map(|(z, d)| z * d).sum();
@@ -177,6 +205,7 @@ impl Famo {
             let denom = self.second_moment[i].sqrt() / bias2.sqrt() + ADAM_EPS;
             self.logits[i] -= self.config.lr / bias1 * self.first_moment[i] / denom;
         }
+        Ok(())
     }
 }
 
@@ -210,7 +239,7 @@ mod tests {
             ],
             1e-15,
         );
-        famo.update(&l0, &l1);
+        famo.update(&l0, &l1).unwrap();
         close(
             famo.logits(),
             &[
@@ -229,7 +258,7 @@ mod tests {
             ],
             1e-14,
         );
-        famo.update(&l1, &l2);
+        famo.update(&l1, &l2).unwrap();
         close(
             famo.logits(),
             &[
@@ -290,19 +319,25 @@ mod tests {
         let c = FamoConfig::default();
         assert_eq!((c.lr, c.weight_decay, c.min_loss), (0.025, 1e-3, 1e-8));
         let mut famo = Famo::new(2, c);
-        famo.update(&[1.0], &[1.0, 2.0]);
-        famo.update(&[1.0, f64::NAN], &[1.0, 2.0]);
-        famo.update(&[1.0, f64::INFINITY], &[1.0, 2.0]);
+        let short = famo.update(&[1.0], &[1.0, 2.0]).unwrap_err().to_string();
+        assert!(
+            short.contains("1 losses before the step for 2 tasks"),
+            "{short}"
+        );
+        let nan = famo.update(&[1.0, f64::NAN], &[1.0, 2.0]).unwrap_err();
+        assert!(nan.to_string().contains("non-finite"), "{nan}");
+        assert!(famo.update(&[1.0, f64::INFINITY], &[1.0, 2.0]).is_err());
         assert_eq!(famo.logits(), &[0.0, 0.0]);
         assert_eq!(famo.steps, 0);
         // Unchanged losses: δ = 0, only weight decay of ξ = 0 acts: no move.
-        famo.update(&[1.0, 2.0], &[1.0, 2.0]);
+        famo.update(&[1.0, 2.0], &[1.0, 2.0]).unwrap();
         assert_eq!(famo.logits(), &[0.0, 0.0]);
         // Minimum losses shift the offsets; a loss below its minimum is clamped.
-        famo.set_min_losses(&[0.5, 0.0]);
+        famo.set_min_losses(&[0.5, 0.0]).unwrap();
         let w = famo.loss_weights(&[0.25, 1.0]);
         assert!(w[0] > 0.999_999 && w.iter().all(|v| v.is_finite()));
-        famo.set_min_losses(&[1.0]);
+        assert!(famo.set_min_losses(&[1.0]).is_err());
+        assert!(famo.set_min_losses(&[1.0, f64::NAN]).is_err());
         assert_eq!(famo.min_losses, vec![0.5, 0.0]);
     }
 }

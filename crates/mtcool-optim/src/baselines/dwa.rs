@@ -6,7 +6,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregators::dwa;
-use crate::error::Result;
+use crate::error::{OptimError, Result};
 use crate::state::{from_memory, to_memory};
 use crate::weighting_method::{weighted_sum, Weighting};
 
@@ -34,6 +34,9 @@ pub struct Dwa {
     sums: Vec<f64>,
     steps: usize,
     weights: Vec<f64>,
+    /// Why the last epoch's weights could not be computed (non-finite or zero mean losses),
+    /// returned by the next step: `begin_epoch` cannot fail.
+    failure: Option<OptimError>,
 }
 
 impl Dwa {
@@ -45,6 +48,7 @@ impl Dwa {
             sums: vec![0.0; tasks],
             steps: 0,
             weights: vec![1.0; tasks],
+            failure: None,
         }
     }
 
@@ -76,12 +80,18 @@ impl Weighting for Dwa {
         } else {
             (None, None)
         };
-        if let Ok(w) = dwa::weights(last, before, self.temperature) {
-            self.weights = w;
+        match (last, dwa::weights(last, before, self.temperature)) {
+            (_, Ok(w)) => self.weights = w,
+            // The first two epochs: no losses yet, the weights stay uniform.
+            (None, Err(_)) => {}
+            (Some(_), Err(e)) => self.failure = Some(e),
         }
     }
 
     fn objective(&mut self, losses: &[Tensor], values: &[f64]) -> Result<Tensor> {
+        if let Some(e) = self.failure.take() {
+            return Err(e);
+        }
         for (s, v) in self.sums.iter_mut().zip(values) {
             *s += v;
         }
@@ -96,5 +106,27 @@ impl Weighting for Dwa {
     fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
         (self.epoch_means, self.sums, self.steps, self.weights) = from_memory(memory)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn a_diverged_epoch_fails_the_next_step_instead_of_keeping_stale_weights() {
+        let mut dwa = Dwa::new(&DwaConfig::default(), 2);
+        let loss = |v: f32| Tensor::new(v, &Device::Cpu).unwrap();
+        for (epoch, values) in [[1.0, 1.0], [f64::NAN, 0.5]].iter().enumerate() {
+            dwa.begin_epoch(epoch);
+            let losses = [loss(values[0] as f32), loss(values[1] as f32)];
+            dwa.objective(&losses, values).unwrap();
+        }
+        dwa.begin_epoch(2);
+        let err = dwa
+            .objective(&[loss(1.0), loss(1.0)], &[1.0, 1.0])
+            .unwrap_err();
+        assert!(err.to_string().contains("dwa"), "{err}");
     }
 }

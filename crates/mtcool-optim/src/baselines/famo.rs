@@ -40,8 +40,7 @@ impl Weighting for Famo {
     }
 
     fn after_step(&mut self, before: &[f64], after: &[f64]) -> Result<()> {
-        self.state.update(before, after);
-        Ok(())
+        self.state.update(before, after)
     }
 
     fn memory(&self) -> Result<serde_json::Value> {

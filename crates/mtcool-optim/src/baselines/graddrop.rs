@@ -71,6 +71,10 @@ impl Method for GradDrop {
         "graddrop"
     }
 
+    fn set_lr_scale(&mut self, scale: f64) {
+        self.optimiser.set_lr_scale(scale);
+    }
+
     fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {
         let names = VarNames::of(model)?;
         MethodState::of_parts(&names, &self.optimiser, &[], serde_json::Value::Null)
