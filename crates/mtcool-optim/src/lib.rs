@@ -126,5 +126,20 @@ pub fn build(
             opt,
         )),
         MethodKind::GradDrop => Box::new(graddrop::GradDrop::new(&b.graddrop, model, opt)?),
+        MethodKind::UpGrad => Box::new(GradientMethod::new(
+            upgrad::DualCone::new(upgrad::DualConeRule::UpGrad, &b.upgrad)?,
+            model,
+            opt,
+        )),
+        MethodKind::DualProj => Box::new(GradientMethod::new(
+            upgrad::DualCone::new(upgrad::DualConeRule::DualProj, &b.dualproj)?,
+            model,
+            opt,
+        )),
+        MethodKind::FairGrad => Box::new(GradientMethod::new(
+            fairgrad::FairGrad::new(&b.fairgrad)?,
+            model,
+            opt,
+        )),
     })
 }

@@ -91,11 +91,17 @@ pub enum MethodKind {
     AlignedMtl,
     /// Fast adaptive multitask optimisation (Liu et al., 2023).
     Famo,
+    /// Unconflicting projection of gradients (Quinton & Rey, 2024).
+    UpGrad,
+    /// The mean gradient projected onto the dual cone (Quinton & Rey, 2024).
+    DualProj,
+    /// α-fair resource allocation (Ban & Ji, 2024).
+    FairGrad,
 }
 
 impl MethodKind {
     /// Every method: the paper's Table 1 order, then the other baselines.
-    pub const ALL: [MethodKind; 16] = [
+    pub const ALL: [MethodKind; 19] = [
         MethodKind::Independent,
         MethodKind::Vanilla,
         MethodKind::WoReg,
@@ -112,6 +118,9 @@ impl MethodKind {
         MethodKind::NashMtl,
         MethodKind::AlignedMtl,
         MethodKind::Famo,
+        MethodKind::UpGrad,
+        MethodKind::DualProj,
+        MethodKind::FairGrad,
     ];
 
     /// The kebab-case name used on the command line and in files.
@@ -133,6 +142,9 @@ impl MethodKind {
             MethodKind::NashMtl => "nash-mtl",
             MethodKind::AlignedMtl => "aligned-mtl",
             MethodKind::Famo => "famo",
+            MethodKind::UpGrad => "upgrad",
+            MethodKind::DualProj => "dualproj",
+            MethodKind::FairGrad => "fairgrad",
         }
     }
 
@@ -164,6 +176,9 @@ impl MethodKind {
                 | MethodKind::Imtl
                 | MethodKind::NashMtl
                 | MethodKind::AlignedMtl
+                | MethodKind::UpGrad
+                | MethodKind::DualProj
+                | MethodKind::FairGrad
         )
     }
 }

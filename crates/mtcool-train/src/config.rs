@@ -616,6 +616,9 @@ impl RunSettings {
             MethodKind::NashMtl => json(&b.nash_mtl),
             MethodKind::AlignedMtl => json(&b.aligned_mtl),
             MethodKind::Famo => json(&b.famo),
+            MethodKind::UpGrad => json(&b.upgrad),
+            MethodKind::DualProj => json(&b.dualproj),
+            MethodKind::FairGrad => json(&b.fairgrad),
             MethodKind::Joint | MethodKind::Independent | MethodKind::PcGrad => String::new(),
         };
         let common = (

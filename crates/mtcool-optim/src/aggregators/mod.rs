@@ -14,6 +14,9 @@
 //! | [`imtl`] | IMTL-G (Liu et al. 2021) | Gramian | weights with equal projections |
 //! | [`nash`] | Nash-MTL (Navon et al. 2022) | Gramian | α > 0 with M̃α = 1/α |
 //! | [`aligned`] | Aligned-MTL (Senushkin et al. 2023) | Gramian, w | B w |
+//! | [`upgrad`] | UPGrad (Quinton & Rey 2024) | Gramian | mean of the dual-cone projections of e_i |
+//! | [`dualproj`] | DualProj (Quinton & Rey 2024) | Gramian | dual-cone projection of the mean |
+//! | [`fairgrad`] | FairGrad (Ban & Ji 2024) | Gramian, α | w > 0 with G w = w^(−1/α) |
 //! | [`dwa`] | DWA (Liu et al. 2019) | epoch-mean losses | loss weights |
 //! | [`famo`] | FAMO (Liu et al. 2023) | losses | loss weights + logit state |
 //! | [`graddrop`] | GradDrop (Chen et al. 2020) | per-element sign signals, U | keep masks |
@@ -25,13 +28,17 @@
 
 pub mod aligned;
 pub mod cagrad;
+pub mod dual_cone;
+pub mod dualproj;
 pub mod dwa;
+pub mod fairgrad;
 pub mod famo;
 pub mod graddrop;
 pub mod imtl;
 pub mod mgda;
 pub mod nash;
 pub mod pcgrad;
+pub mod upgrad;
 
 pub use famo::{Famo, FamoConfig};
 pub use mgda::GradNormalization;

@@ -3,7 +3,8 @@
 //! - loss weightings ([`crate::weighting_method::Weighting`], one backward pass):
 //!   [`fixed`], [`uncertainty`], [`dwa`], [`famo`];
 //! - gradient aggregators ([`crate::gradient_method::Aggregator`], one backward pass per
-//!   task): [`mgda`], [`pcgrad`], [`cagrad`], [`imtl`], [`nash`], [`aligned`];
+//!   task): [`mgda`], [`pcgrad`], [`cagrad`], [`imtl`], [`nash`], [`aligned`], [`upgrad`]
+//!   (UPGrad and DualProj), [`fairgrad`];
 //! - [`graddrop`], which masks the gradient w.r.t. the shared representation element-wise.
 //!
 //! The update rules and defaults follow `docs/baselines.md`; the maths lives in
@@ -12,6 +13,7 @@
 pub mod aligned;
 pub mod cagrad;
 pub mod dwa;
+pub mod fairgrad;
 pub mod famo;
 pub mod fixed;
 pub mod graddrop;
@@ -20,6 +22,7 @@ pub mod mgda;
 pub mod nash;
 pub mod pcgrad;
 pub mod uncertainty;
+pub mod upgrad;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +52,12 @@ pub struct BaselineConfig {
     pub aligned_mtl: aligned::AlignedConfig,
     /// `famo`.
     pub famo: crate::aggregators::famo::FamoConfig,
+    /// `upgrad`.
+    pub upgrad: upgrad::DualConeConfig,
+    /// `dualproj`.
+    pub dualproj: upgrad::DualConeConfig,
+    /// `fairgrad`.
+    pub fairgrad: fairgrad::FairGradConfig,
 }
 
 /// The device of a model's parameters.
