@@ -126,6 +126,14 @@ pub fn build(
             opt,
         )),
         MethodKind::GradDrop => Box::new(graddrop::GradDrop::new(&b.graddrop, model, opt)?),
+        MethodKind::Rlw => Box::new(WeightedLoss::new(rlw::Rlw::new(tasks), model, opt)),
+        MethodKind::Gls => Box::new(WeightedLoss::new(gls::Gls, model, opt)),
+        MethodKind::ConFig => Box::new(GradientMethod::new(con_fig::ConFig, model, opt)),
+        MethodKind::GradVac => Box::new(GradientMethod::new(
+            gradvac::GradVac::new(&b.gradvac, tasks)?,
+            model,
+            opt,
+        )),
         MethodKind::UpGrad => Box::new(GradientMethod::new(
             upgrad::DualCone::new(upgrad::DualConeRule::UpGrad, &b.upgrad)?,
             model,

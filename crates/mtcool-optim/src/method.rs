@@ -97,11 +97,19 @@ pub enum MethodKind {
     DualProj,
     /// α-fair resource allocation (Ban & Ji, 2024).
     FairGrad,
+    /// Random loss weighting (Lin et al., 2022).
+    Rlw,
+    /// Geometric mean of the losses (Chennupati et al., 2019).
+    Gls,
+    /// Conflict-free inverse gradients (Liu et al., 2024).
+    ConFig,
+    /// Gradient Vaccine (Wang et al., 2021).
+    GradVac,
 }
 
 impl MethodKind {
     /// Every method: the paper's Table 1 order, then the other baselines.
-    pub const ALL: [MethodKind; 19] = [
+    pub const ALL: [MethodKind; 23] = [
         MethodKind::Independent,
         MethodKind::Vanilla,
         MethodKind::WoReg,
@@ -121,6 +129,10 @@ impl MethodKind {
         MethodKind::UpGrad,
         MethodKind::DualProj,
         MethodKind::FairGrad,
+        MethodKind::Rlw,
+        MethodKind::Gls,
+        MethodKind::ConFig,
+        MethodKind::GradVac,
     ];
 
     /// The kebab-case name used on the command line and in files.
@@ -145,6 +157,10 @@ impl MethodKind {
             MethodKind::UpGrad => "upgrad",
             MethodKind::DualProj => "dualproj",
             MethodKind::FairGrad => "fairgrad",
+            MethodKind::Rlw => "rlw",
+            MethodKind::Gls => "gls",
+            MethodKind::ConFig => "con-fig",
+            MethodKind::GradVac => "gradvac",
         }
     }
 
@@ -161,7 +177,12 @@ impl MethodKind {
     pub fn has_options(self) -> bool {
         !matches!(
             self,
-            MethodKind::Joint | MethodKind::Independent | MethodKind::PcGrad
+            MethodKind::Joint
+                | MethodKind::Independent
+                | MethodKind::PcGrad
+                | MethodKind::Rlw
+                | MethodKind::Gls
+                | MethodKind::ConFig
         )
     }
 
@@ -179,6 +200,8 @@ impl MethodKind {
                 | MethodKind::UpGrad
                 | MethodKind::DualProj
                 | MethodKind::FairGrad
+                | MethodKind::ConFig
+                | MethodKind::GradVac
         )
     }
 }

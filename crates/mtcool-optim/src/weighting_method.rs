@@ -24,6 +24,10 @@ pub trait Weighting: std::fmt::Debug {
     /// Called before each epoch (0-based).
     fn begin_epoch(&mut self, _epoch: usize) {}
 
+    /// Draws this step's random choices (RLW's weights) from the run's generator, before
+    /// [`Weighting::objective`]; nothing by default.
+    fn draw(&mut self, _rng: &mut ChaCha8Rng) {}
+
     /// The objective to differentiate, from the loss tensors and their values.
     fn objective(&mut self, losses: &[Tensor], values: &[f64]) -> Result<Tensor>;
 
@@ -119,11 +123,12 @@ impl<W: Weighting> Method for WeightedLoss<W> {
         &mut self,
         model: &dyn MultiTaskModel,
         batches: &[TaskBatch],
-        _rng: &mut ChaCha8Rng,
+        rng: &mut ChaCha8Rng,
     ) -> Result<StepReport> {
         check_batches(self.weighting.name(), model, batches)?;
         let losses = forward_losses(model, batches)?;
         let values = loss_values(&losses)?;
+        self.weighting.draw(rng);
         let objective = self.weighting.objective(&losses, &values)?;
         let grads = objective.backward()?;
         self.optimiser.step(&grads)?;

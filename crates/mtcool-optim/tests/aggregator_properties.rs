@@ -4,7 +4,9 @@
 //! them, and finite output on rank-deficient and zero Gramians.
 #![allow(clippy::unwrap_used)]
 
-use mtcool_optim::aggregators::{aligned, cagrad, dualproj, fairgrad, imtl, mgda, nash, upgrad};
+use mtcool_optim::aggregators::{
+    aligned, cagrad, con_fig, dualproj, fairgrad, imtl, mgda, nash, upgrad,
+};
 use mtcool_optim::Result;
 use nalgebra::{DMatrix, DVector};
 use rand::seq::SliceRandom;
@@ -25,7 +27,7 @@ struct Aggregator {
 }
 
 fn aggregators() -> Vec<Aggregator> {
-    let all: [(&str, Rule, f64, bool); 8] = [
+    let all: [(&str, Rule, f64, bool); 9] = [
         ("mgda", mgda::min_norm_weights, 0.0, true),
         ("cagrad", |g| cagrad::weights(g, 0.4, true), 0.0, false),
         ("imtl", imtl::gradient_weights, 0.0, false),
@@ -39,6 +41,7 @@ fn aggregators() -> Vec<Aggregator> {
         ("upgrad", upgrad::weights, 0.0, true),
         ("dualproj", dualproj::weights, 0.0, true),
         ("fairgrad", |g| fairgrad::weights(g, 2.0), -2.0 / 3.0, true),
+        ("con-fig", con_fig::weights, 0.0, true),
     ];
     all.into_iter()
         .map(|(name, rule, scaling_power, non_conflicting)| Aggregator {

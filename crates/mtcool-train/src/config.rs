@@ -619,7 +619,13 @@ impl RunSettings {
             MethodKind::UpGrad => json(&b.upgrad),
             MethodKind::DualProj => json(&b.dualproj),
             MethodKind::FairGrad => json(&b.fairgrad),
-            MethodKind::Joint | MethodKind::Independent | MethodKind::PcGrad => String::new(),
+            MethodKind::GradVac => json(&b.gradvac),
+            MethodKind::Joint
+            | MethodKind::Independent
+            | MethodKind::PcGrad
+            | MethodKind::Rlw
+            | MethodKind::Gls
+            | MethodKind::ConFig => String::new(),
         };
         let common = (
             self.quick,

@@ -17,6 +17,8 @@
 //! | [`upgrad`] | UPGrad (Quinton & Rey 2024) | Gramian | mean of the dual-cone projections of e_i |
 //! | [`dualproj`] | DualProj (Quinton & Rey 2024) | Gramian | dual-cone projection of the mean |
 //! | [`fairgrad`] | FairGrad (Ban & Ji 2024) | Gramian, α | w > 0 with G w = w^(−1/α) |
+//! | [`con_fig`] | ConFIG (Liu et al. 2024) | Gramian | equal projections on unit gradients, summed length |
+//! | [`gradvac`] | GradVac (Wang et al. 2021) | Gramian, target cosines, β, RNG | PCGrad-like coefficients towards target cosines |
 //! | [`dwa`] | DWA (Liu et al. 2019) | epoch-mean losses | loss weights |
 //! | [`famo`] | FAMO (Liu et al. 2023) | losses | loss weights + logit state |
 //! | [`graddrop`] | GradDrop (Chen et al. 2020) | per-element sign signals, U | keep masks |
@@ -28,12 +30,14 @@
 
 pub mod aligned;
 pub mod cagrad;
+pub mod con_fig;
 pub mod dual_cone;
 pub mod dualproj;
 pub mod dwa;
 pub mod fairgrad;
 pub mod famo;
 pub mod graddrop;
+pub mod gradvac;
 pub mod imtl;
 pub mod mgda;
 pub mod nash;

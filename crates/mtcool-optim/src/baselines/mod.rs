@@ -1,10 +1,10 @@
 //! The baselines MT-COOL is compared with, each a small file on one of two skeletons:
 //!
 //! - loss weightings ([`crate::weighting_method::Weighting`], one backward pass):
-//!   [`fixed`], [`uncertainty`], [`dwa`], [`famo`];
+//!   [`fixed`], [`uncertainty`], [`dwa`], [`famo`], [`rlw`], [`gls`];
 //! - gradient aggregators ([`crate::gradient_method::Aggregator`], one backward pass per
 //!   task): [`mgda`], [`pcgrad`], [`cagrad`], [`imtl`], [`nash`], [`aligned`], [`upgrad`]
-//!   (UPGrad and DualProj), [`fairgrad`];
+//!   (UPGrad and DualProj), [`fairgrad`], [`con_fig`], [`gradvac`];
 //! - [`graddrop`], which masks the gradient w.r.t. the shared representation element-wise.
 //!
 //! The update rules and defaults follow `docs/baselines.md`; the maths lives in
@@ -12,15 +12,19 @@
 
 pub mod aligned;
 pub mod cagrad;
+pub mod con_fig;
 pub mod dwa;
 pub mod fairgrad;
 pub mod famo;
 pub mod fixed;
+pub mod gls;
 pub mod graddrop;
+pub mod gradvac;
 pub mod imtl;
 pub mod mgda;
 pub mod nash;
 pub mod pcgrad;
+pub mod rlw;
 pub mod uncertainty;
 pub mod upgrad;
 
@@ -58,6 +62,8 @@ pub struct BaselineConfig {
     pub dualproj: upgrad::DualConeConfig,
     /// `fairgrad`.
     pub fairgrad: fairgrad::FairGradConfig,
+    /// `gradvac`.
+    pub gradvac: gradvac::GradVacConfig,
 }
 
 /// The device of a model's parameters.
