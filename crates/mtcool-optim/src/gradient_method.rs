@@ -133,7 +133,7 @@ impl<A: Aggregator> GradientMethod<A> {
         model: &dyn MultiTaskModel,
         batches: &[TaskBatch],
         rng: &mut ChaCha8Rng,
-    ) -> Result<Vec<f64>> {
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
         let losses = forward_losses(model, batches)?;
         let values = loss_values(&losses)?;
         let losses = self.aggregator.scale_losses(losses)?;
@@ -154,7 +154,7 @@ impl<A: Aggregator> GradientMethod<A> {
         update.set_heads(model, &stores, combination.heads.as_deref())?;
         update.add_from_all(&self.aggregator.extra_vars(), &stores)?;
         self.optimiser.step_with(|v| update.get(v))?;
-        Ok(values)
+        Ok((values, combination.shared))
     }
 
     fn step_representation(
@@ -162,7 +162,7 @@ impl<A: Aggregator> GradientMethod<A> {
         model: &dyn MultiTaskModel,
         batches: &[TaskBatch],
         rng: &mut ChaCha8Rng,
-    ) -> Result<Vec<f64>> {
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
         let name = self.aggregator.name();
         let input = &batches[0].input;
         if batches.iter().any(|b| b.input.id() != input.id()) {
@@ -215,7 +215,7 @@ impl<A: Aggregator> GradientMethod<A> {
         update.set_heads(model, &stores, combination.heads.as_deref())?;
         update.add_from_all(&self.aggregator.extra_vars(), &stores)?;
         self.optimiser.step_with(|v| update.get(v))?;
-        Ok(values)
+        Ok((values, combination.shared))
     }
 }
 
@@ -266,13 +266,14 @@ impl<A: Aggregator> Method for GradientMethod<A> {
         rng: &mut ChaCha8Rng,
     ) -> Result<StepReport> {
         check_batches(self.aggregator.name(), model, batches)?;
-        let losses = match self.aggregator.space() {
+        let (losses, alpha) = match self.aggregator.space() {
             Space::Parameters => self.step_parameters(model, batches, rng)?,
             Space::Representation => self.step_representation(model, batches, rng)?,
         };
         Ok(StepReport {
             clamped_fraction: vec![None; losses.len()],
             losses,
+            task_weights: Some(alpha),
         })
     }
 }

@@ -69,6 +69,7 @@ impl Method for Joint {
         }
         Ok(StepReport {
             clamped_fraction: vec![None; losses.len()],
+            task_weights: Some(vec![1.0; losses.len()]),
             losses,
         })
     }

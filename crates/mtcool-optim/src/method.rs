@@ -26,6 +26,11 @@ pub struct StepReport {
     /// For methods with MT-COOL's clamp: per task, the fraction of θ_i elements that the clamp
     /// moved in this step (`None` when no clamp ran).
     pub clamped_fraction: Vec<Option<f64>>,
+    /// The task weights the step applied: α of the shared update Σ_i α_i g_i for the gradient
+    /// methods, each loss's multiplier in the objective for the loss weightings (∂objective /
+    /// ∂L_i), 1 for Joint; `None` where no such weights exist (MT-COOL's alternating steps,
+    /// GradDrop's element-wise masks).
+    pub task_weights: Option<Vec<f64>>,
 }
 
 /// A multi-task training method: turns the task losses of a step into parameter updates.

@@ -31,6 +31,10 @@ pub trait Weighting: std::fmt::Debug {
     /// The objective to differentiate, from the loss tensors and their values.
     fn objective(&mut self, losses: &[Tensor], values: &[f64]) -> Result<Tensor>;
 
+    /// Each loss's multiplier in this step's objective, ∂objective/∂L_i at the loss values
+    /// `values` (called after [`Weighting::objective`]).
+    fn applied_weights(&self, values: &[f64]) -> Result<Vec<f64>>;
+
     /// Whether [`Weighting::after_step`] needs the losses recomputed after the update.
     fn wants_losses_after_step(&self) -> bool {
         false
@@ -130,6 +134,7 @@ impl<W: Weighting> Method for WeightedLoss<W> {
         let values = loss_values(&losses)?;
         self.weighting.draw(rng);
         let objective = self.weighting.objective(&losses, &values)?;
+        let task_weights = self.weighting.applied_weights(&values)?;
         let grads = objective.backward()?;
         self.optimiser.step(&grads)?;
         if self.weighting.wants_losses_after_step() {
@@ -139,6 +144,7 @@ impl<W: Weighting> Method for WeightedLoss<W> {
         Ok(StepReport {
             clamped_fraction: vec![None; values.len()],
             losses: values,
+            task_weights: Some(task_weights),
         })
     }
 }

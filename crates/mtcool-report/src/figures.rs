@@ -9,6 +9,8 @@
 //!   task pair, one line per method that logged it (see [`diagnostics`]);
 //! - `flatness`: each task's loss as the encoder parameters it does not own are perturbed, one
 //!   panel per task, one line per method that ran the probe (see [`diagnostics`]);
+//! - `task_weights`: the task weights each method applied per epoch, one panel per method
+//!   (see [`task_weights`]);
 //! - `parameter_study`: test metric against the value of one swept option, for grid rows that
 //!   are variants such as `mtcool[noise_bound = 0.05]`, one row of panels per option and one
 //!   panel per metric, the default setting and Joint as dashed lines (see [`study`]).
@@ -38,6 +40,7 @@ use crate::ReportContext;
 pub mod diagnostics;
 pub mod predictions;
 pub mod study;
+pub mod task_weights;
 
 /// DejaVu Sans, subset to Latin-1, Greek and a few symbols (see `assets/README.md`).
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
@@ -164,6 +167,9 @@ pub fn write_figures(
     }
     if let Some(figure) = diagnostics::FlatnessFigure::new(&curves) {
         written.extend(write_both(&figure, dir, "flatness")?);
+    }
+    if let Some(figure) = task_weights::TaskWeightsFigure::new(&curves) {
+        written.extend(write_both(&figure, dir, "task_weights")?);
     }
     if let Some(figure) = study::StudyFigure::new(results, context) {
         written.extend(write_both(&figure, dir, "parameter_study")?);
@@ -769,6 +775,42 @@ fn draw_bar_panel<DB: DrawingBackend>(panel: &BarPanel, cell: &DrawingArea<DB, S
         }
     }
     Ok(())
+}
+
+/// Helpers shared by the figure tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::BTreeMap;
+
+    use mtcool_train::results::{MethodSummary, RunRecord, Summary};
+
+    use crate::load::ExperimentResults;
+
+    /// The results of `runs`, grouped by method, as a quick run of experiment `toy`.
+    pub(crate) fn results(runs: Vec<RunRecord>) -> ExperimentResults {
+        let mut by_method: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
+        for r in runs {
+            by_method.entry(r.method.clone()).or_default().push(r);
+        }
+        let summary = Summary {
+            experiment: "toy".into(),
+            quick: true,
+            device: "cpu".into(),
+            optimizer: String::new(),
+            methods: by_method
+                .iter()
+                .map(|(m, runs)| (m.clone(), MethodSummary::from_runs(runs)))
+                .collect(),
+            jobs: None,
+            wall_seconds: None,
+        };
+        ExperimentResults {
+            dir: "toy".into(),
+            summary,
+            runs: by_method,
+            missing_runs: vec![],
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ pub struct EpochRecord {
     /// (absent for independent networks or when the diagnostic is off).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gradient_cosine: BTreeMap<String, f64>,
+    /// Mean over the epoch's steps of the task weights the method applied
+    /// (`StepReport::task_weights`), per task; absent for methods without such weights.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub task_weights: BTreeMap<String, f64>,
 }
 
 /// One finished run of one method with one seed.

@@ -420,6 +420,7 @@ fn train_epoch(
     let iterations = iterations_per_epoch(dataset, settings.batch_size);
     let mut loss_sums = vec![0.0; n_tasks];
     let mut clamps = vec![(0.0, 0usize); n_tasks];
+    let mut weights = WeightSums::new(n_tasks);
     for _ in 0..iterations {
         if crate::interrupt::requested() {
             return Err(TrainError::Interrupted);
@@ -443,6 +444,7 @@ fn train_epoch(
                 clamps[t].1 += 1;
             }
         }
+        weights.add(report.task_weights.as_deref());
         if let Some(bar) = context.bar {
             bar.inc(1);
         }
@@ -457,6 +459,7 @@ fn train_epoch(
         val: Metrics::new(),
         clamped_fraction: BTreeMap::new(),
         gradient_cosine: BTreeMap::new(),
+        task_weights: weights.means(dataset.tasks.iter().map(|t| t.name.as_str())),
     };
     for (t, task) in dataset.tasks.iter().enumerate() {
         record
@@ -469,6 +472,40 @@ fn train_epoch(
         }
     }
     Ok(record)
+}
+
+/// Running sums of the task weights the steps reported.
+struct WeightSums {
+    sums: Vec<f64>,
+    steps: usize,
+}
+
+impl WeightSums {
+    fn new(tasks: usize) -> Self {
+        Self {
+            sums: vec![0.0; tasks],
+            steps: 0,
+        }
+    }
+
+    /// Adds one step's weights (steps without weights, or with another count, are skipped).
+    fn add(&mut self, weights: Option<&[f64]>) {
+        if let Some(w) = weights.filter(|w| w.len() == self.sums.len()) {
+            self.sums.iter_mut().zip(w).for_each(|(s, w)| *s += w);
+            self.steps += 1;
+        }
+    }
+
+    /// The mean weight per task, keyed by task name (empty when no step had weights).
+    fn means<'a>(&self, names: impl Iterator<Item = &'a str>) -> BTreeMap<String, f64> {
+        if self.steps == 0 {
+            return BTreeMap::new();
+        }
+        names
+            .zip(&self.sums)
+            .map(|(n, s)| (n.to_string(), s / self.steps as f64))
+            .collect()
+    }
 }
 
 /// Adds the validation metrics and the gradient diagnostics of the epoch to `record`.

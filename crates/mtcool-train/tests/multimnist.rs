@@ -63,3 +63,57 @@ fn multi_lenet_trains_on_generated_multimnist_in_every_sharing_mode() {
         }
     }
 }
+
+#[test]
+fn runs_record_the_task_weights_their_method_applied() {
+    let root = tempfile::tempdir().unwrap();
+    write_data(root.path());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/multimnist.toml");
+    let mut config = ExperimentConfig::load(&path).unwrap();
+    if let DataConfig::Multi { train_size, .. } = &mut config.data {
+        *train_size = 600;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let methods = ["joint", "mgda", "rlw", "mtcool"];
+    let request = GridRequest {
+        config,
+        data_dir: root.path().to_path_buf(),
+        out_dir: out.path().to_path_buf(),
+        methods: Some(methods.iter().map(|m| m.to_string()).collect()),
+        overrides: Overrides {
+            quick: true,
+            epochs: Some(2),
+            ..Default::default()
+        },
+        device: Device::Cpu,
+        config_path: None,
+        parallel: Default::default(),
+    };
+    let report = run_grid(&request).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    for method in methods {
+        let file = out
+            .path()
+            .join(format!("multimnist/runs/{method}-seed0-quick.json"));
+        let run: mtcool_train::results::RunRecord =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        for epoch in &run.history {
+            let w = &epoch.task_weights;
+            match method {
+                "joint" => assert_eq!((w["left"], w["right"]), (1.0, 1.0)),
+                // MGDA's min-norm weights and RLW's softmax lie on the simplex.
+                "mgda" | "rlw" => {
+                    assert!(
+                        (w["left"] + w["right"] - 1.0).abs() < 1e-9,
+                        "{method}: {w:?}"
+                    );
+                    assert!(
+                        w.values().all(|v| (0.0..=1.0).contains(v)),
+                        "{method}: {w:?}"
+                    );
+                }
+                _ => assert!(w.is_empty(), "{method} has no single task weights: {w:?}"),
+            }
+        }
+    }
+}

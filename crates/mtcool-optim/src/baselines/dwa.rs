@@ -99,6 +99,10 @@ impl Weighting for Dwa {
         weighted_sum(losses, &self.weights)
     }
 
+    fn applied_weights(&self, _values: &[f64]) -> Result<Vec<f64>> {
+        Ok(self.weights.clone())
+    }
+
     fn memory(&self) -> Result<serde_json::Value> {
         to_memory(&(&self.epoch_means, &self.sums, self.steps, &self.weights))
     }

@@ -35,6 +35,10 @@ impl Weighting for Famo {
         weighted_sum(losses, &weights)
     }
 
+    fn applied_weights(&self, values: &[f64]) -> Result<Vec<f64>> {
+        Ok(self.state.loss_weights(values))
+    }
+
     fn wants_losses_after_step(&self) -> bool {
         true
     }

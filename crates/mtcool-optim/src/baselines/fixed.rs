@@ -42,4 +42,8 @@ impl Weighting for Fixed {
     fn objective(&mut self, losses: &[Tensor], _values: &[f64]) -> Result<Tensor> {
         weighted_sum(losses, &self.weights)
     }
+
+    fn applied_weights(&self, _values: &[f64]) -> Result<Vec<f64>> {
+        Ok(self.weights.clone())
+    }
 }

@@ -30,6 +30,13 @@ impl Weighting for Gls {
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Tensor::stack(&logs, 0)?.mean_all()?.exp()?)
     }
+
+    /// GLS / (K L_i).
+    fn applied_weights(&self, values: &[f64]) -> Result<Vec<f64>> {
+        let k = values.len() as f64;
+        let gls = (values.iter().map(|v| v.ln()).sum::<f64>() / k).exp();
+        Ok(values.iter().map(|v| gls / (k * v)).collect())
+    }
 }
 
 #[cfg(test)]
@@ -49,5 +56,7 @@ mod tests {
         let grad = |v: &Var| grads.get(v).unwrap().to_scalar::<f32>().unwrap();
         assert!((grad(&a) - 0.25).abs() < 1e-6 && (grad(&b) - 1.0).abs() < 1e-6);
         assert!(Gls.objective(&losses, &[0.0, 1.0]).is_err());
+        let w = Gls.applied_weights(&[4.0, 1.0]).unwrap();
+        assert!((w[0] - 0.25).abs() < 1e-12 && (w[1] - 1.0).abs() < 1e-12);
     }
 }

@@ -176,6 +176,7 @@ impl Method for GradDrop {
         Ok(StepReport {
             clamped_fraction: vec![None; values.len()],
             losses: values,
+            task_weights: None,
         })
     }
 }

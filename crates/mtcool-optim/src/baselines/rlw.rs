@@ -53,6 +53,10 @@ impl Weighting for Rlw {
     fn objective(&mut self, losses: &[Tensor], _values: &[f64]) -> Result<Tensor> {
         weighted_sum(losses, &self.weights)
     }
+
+    fn applied_weights(&self, _values: &[f64]) -> Result<Vec<f64>> {
+        Ok(self.weights.clone())
+    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,22 @@ impl Weighting for Uncertainty {
             problem: "no task losses".into(),
         })
     }
+
+    /// The precision e^{−s_i}, times ½ for Kendall's regression form.
+    fn applied_weights(&self, _values: &[f64]) -> Result<Vec<f64>> {
+        Ok(self
+            .log_variances()?
+            .iter()
+            .zip(&self.regression)
+            .map(|(s, &regression)| {
+                let scale = match (self.form, regression) {
+                    (UncertaintyForm::Kendall, true) => 0.5,
+                    _ => 1.0,
+                };
+                scale * (-s).exp()
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]

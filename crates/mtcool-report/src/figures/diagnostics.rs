@@ -389,12 +389,9 @@ fn draw_flatness_lines<DB: DrawingBackend, Y: Ranged<ValueType = f64> + ValueFor
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::collections::BTreeMap;
-
-    use mtcool_train::results::{MethodSummary, RunRecord, Summary};
+    use mtcool_train::results::RunRecord;
 
     use super::*;
-    use crate::load::ExperimentResults;
     use crate::ReportContext;
 
     /// A run with 3 epochs; `cosine` and `flat` add the diagnostics.
@@ -438,30 +435,7 @@ mod tests {
         .unwrap()
     }
 
-    fn results(runs: Vec<RunRecord>) -> ExperimentResults {
-        let mut by_method: BTreeMap<String, Vec<RunRecord>> = BTreeMap::new();
-        for r in runs {
-            by_method.entry(r.method.clone()).or_default().push(r);
-        }
-        let summary = Summary {
-            experiment: "toy".into(),
-            quick: true,
-            device: "cpu".into(),
-            optimizer: String::new(),
-            methods: by_method
-                .iter()
-                .map(|(m, runs)| (m.clone(), MethodSummary::from_runs(runs)))
-                .collect(),
-            jobs: None,
-            wall_seconds: None,
-        };
-        ExperimentResults {
-            dir: "toy".into(),
-            summary,
-            runs: by_method,
-            missing_runs: vec![],
-        }
-    }
+    use crate::figures::testing::results;
 
     fn context() -> ReportContext {
         ReportContext {
