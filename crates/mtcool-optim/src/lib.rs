@@ -128,6 +128,11 @@ pub fn build(
         MethodKind::GradDrop => Box::new(graddrop::GradDrop::new(&b.graddrop, model, opt)?),
         MethodKind::Rlw => Box::new(WeightedLoss::new(rlw::Rlw::new(tasks), model, opt)),
         MethodKind::Gls => Box::new(WeightedLoss::new(gls::Gls, model, opt)),
+        MethodKind::Stch => Box::new(WeightedLoss::new(
+            stch::Stch::new(&b.stch, tasks)?,
+            model,
+            opt,
+        )),
         MethodKind::ConFig => Box::new(GradientMethod::new(con_fig::ConFig, model, opt)),
         MethodKind::GradVac => Box::new(GradientMethod::new(
             gradvac::GradVac::new(&b.gradvac, tasks)?,

@@ -110,11 +110,13 @@ pub enum MethodKind {
     ConFig,
     /// Gradient Vaccine (Wang et al., 2021).
     GradVac,
+    /// Smooth Tchebycheff scalarisation (Lin et al., 2024).
+    Stch,
 }
 
 impl MethodKind {
     /// Every method: the paper's Table 1 order, then the other baselines.
-    pub const ALL: [MethodKind; 23] = [
+    pub const ALL: [MethodKind; 24] = [
         MethodKind::Independent,
         MethodKind::Vanilla,
         MethodKind::WoReg,
@@ -138,6 +140,7 @@ impl MethodKind {
         MethodKind::Gls,
         MethodKind::ConFig,
         MethodKind::GradVac,
+        MethodKind::Stch,
     ];
 
     /// The kebab-case name used on the command line and in files.
@@ -166,6 +169,7 @@ impl MethodKind {
             MethodKind::Gls => "gls",
             MethodKind::ConFig => "con-fig",
             MethodKind::GradVac => "gradvac",
+            MethodKind::Stch => "stch",
         }
     }
 

@@ -71,6 +71,12 @@ fn sum_loss(net: &dyn MultiTaskModel, batches: &[TaskBatch]) -> Vec<f64> {
 fn assert_every_method_lowers_both_task_losses(optimizer: OptimizerConfig) {
     let batches = [batch(1, 16), batch(2, 16)];
     for kind in MethodKind::ALL {
+        // STCH's warm-up objective Σ log L_i multiplies each gradient by 1/L_i: with SGD on
+        // two memorised batches the step grows without bound as the losses approach 0. The
+        // authors train it with Adam (the Adam test below covers it).
+        if kind == MethodKind::Stch && matches!(optimizer, OptimizerConfig::Sgd(_)) {
+            continue;
+        }
         let net = LeNetMt::new(&Device::Cpu, kind.sharing(), &[5, 5], 0).unwrap();
         let mut o = options();
         o.optimizer = optimizer;

@@ -620,6 +620,7 @@ impl RunSettings {
             MethodKind::DualProj => json(&b.dualproj),
             MethodKind::FairGrad => json(&b.fairgrad),
             MethodKind::GradVac => json(&b.gradvac),
+            MethodKind::Stch => json(&b.stch),
             MethodKind::Joint
             | MethodKind::Independent
             | MethodKind::PcGrad

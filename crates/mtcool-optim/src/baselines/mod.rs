@@ -1,7 +1,7 @@
 //! The baselines MT-COOL is compared with, each a small file on one of two skeletons:
 //!
 //! - loss weightings ([`crate::weighting_method::Weighting`], one backward pass):
-//!   [`fixed`], [`uncertainty`], [`dwa`], [`famo`], [`rlw`], [`gls`];
+//!   [`fixed`], [`uncertainty`], [`dwa`], [`famo`], [`rlw`], [`gls`], [`stch`];
 //! - gradient aggregators ([`crate::gradient_method::Aggregator`], one backward pass per
 //!   task): [`mgda`], [`pcgrad`], [`cagrad`], [`imtl`], [`nash`], [`aligned`], [`upgrad`]
 //!   (UPGrad and DualProj), [`fairgrad`], [`con_fig`], [`gradvac`];
@@ -25,6 +25,7 @@ pub mod mgda;
 pub mod nash;
 pub mod pcgrad;
 pub mod rlw;
+pub mod stch;
 pub mod uncertainty;
 pub mod upgrad;
 
@@ -64,6 +65,8 @@ pub struct BaselineConfig {
     pub fairgrad: fairgrad::FairGradConfig,
     /// `gradvac`.
     pub gradvac: gradvac::GradVacConfig,
+    /// `stch`.
+    pub stch: stch::StchConfig,
 }
 
 /// The device of a model's parameters.
