@@ -89,7 +89,11 @@ impl Weighting for Stch {
     }
 
     fn objective(&mut self, losses: &[Tensor], values: &[f64]) -> Result<Tensor> {
-        if let Some((task, value)) = values.iter().enumerate().find(|(_, v)| !(**v >= 0.0)) {
+        if let Some((task, value)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.is_nan() || **v < 0.0)
+        {
             return Err(OptimError::Config {
                 method: "stch".into(),
                 problem: format!("task {task}'s loss is {value}: its logarithm needs it ≥ 0"),
