@@ -6,11 +6,33 @@
 //!
 //! - [`Joint`]: Σ_t L_t (the Joint baseline; on an independent model, the Independent one);
 //! - [`MtCool`]: MT-COOL and its ablations (w/o Reg, Vanilla);
-//! - [`baselines`]: the loss weightings ([`WeightedLoss`]: fixed, uncertainty, DWA, FAMO; one
-//!   backward pass) and the gradient aggregators ([`GradientMethod`]: MGDA, PCGrad, CAGrad,
-//!   IMTL, Nash-MTL, Aligned-MTL; one backward pass per task), plus GradDrop;
+//! - [`baselines`]: the loss weightings ([`WeightedLoss`]: fixed, uncertainty, DWA, FAMO, RLW,
+//!   GLS, STCH; one backward pass) and the gradient aggregators ([`GradientMethod`]: MGDA,
+//!   PCGrad, CAGrad, IMTL, Nash-MTL, Aligned-MTL, UPGrad, DualProj, FairGrad, ConFIG, GradVac;
+//!   one backward pass per task), plus GradDrop;
 //! - [`aggregators`]: their maths as pure functions of the task-gradient Gramian;
-//! - [`Optimizer`]: SGD with momentum and weight decay, or Adam.
+//! - [`Optimizer`]: SGD with momentum and weight decay, or Adam; [`LrSchedule`] scales its
+//!   rate per epoch.
+//!
+//! Every step reports the task weights it applied ([`StepReport::task_weights`]).
+//!
+//! # Adding a method
+//!
+//! Today a method touches several places (the single registry the crate is moving to does
+//! not exist yet):
+//!
+//! 1. its maths, if it has any worth testing alone, as a pure function in
+//!    `aggregators/<name>.rs` (Gramian or loss values in, weights out), with unit tests;
+//! 2. its config (serde, the authors' defaults) and its [`Aggregator`] or [`Weighting`] in
+//!    `baselines/<name>.rs`, and a field for the config in [`BaselineConfig`];
+//! 3. a [`MethodKind`] variant, its entry in `MethodKind::ALL`, `name`, and
+//!    `per_task_gradients` / `has_options` where they apply, and an arm in [`build`];
+//! 4. its options in `mtcool-train`'s `RunSettings::fingerprint_json`;
+//! 5. a row in `docs/baselines.md` and, if it trains MNIST well, in `experiments/mnist.toml`.
+//!
+//! The tests that loop over `MethodKind::ALL` (every method lowers the losses, resumes bit
+//! for bit, is deterministic) then cover it; Gramian rules also belong in
+//! `tests/aggregator_properties.rs`.
 
 pub mod adam;
 pub mod aggregators;

@@ -201,6 +201,50 @@ fn graddrop_without_leak_drops_part_of_the_update() {
     assert_ne!(joint_shared, gd_shared);
 }
 
+/// Both tasks read one input (REFUGE, HRF-AV, MultiMNIST): GradDrop then encodes it once and
+/// both tasks' gradients meet on the same representation, the path training takes there.
+fn shared_input_batches() -> [TaskBatch; 2] {
+    let input = batch(5, 8).input;
+    [
+        TaskBatch {
+            input: input.clone(),
+            target: batch(5, 8).target,
+        },
+        TaskBatch {
+            input,
+            target: batch(6, 8).target,
+        },
+    ]
+}
+
+#[test]
+fn graddrop_on_a_shared_input_is_joint_with_full_leak_and_drops_without() {
+    let batches = shared_input_batches();
+    assert_eq!(batches[0].input.id(), batches[1].input.id());
+    let mut leaky = options();
+    leaky.baselines.graddrop.leak = vec![1.0, 1.0];
+    let (joint_shared, joint_heads) = one_step_delta(MethodKind::Joint, &leaky, &batches);
+    let (gd_shared, gd_heads) = one_step_delta(MethodKind::GradDrop, &leaky, &batches);
+    assert_close(&gd_shared, &joint_shared, 1.0, "shared, full leak");
+    assert_close(&gd_heads, &joint_heads, 1.0, "heads, full leak");
+    let (dropped, heads) = one_step_delta(MethodKind::GradDrop, &options(), &batches);
+    assert_ne!(
+        dropped, joint_shared,
+        "no leak: some gradient elements are dropped"
+    );
+    assert_close(
+        &heads,
+        &joint_heads,
+        1.0,
+        "heads keep their plain gradients",
+    );
+    assert_eq!(
+        one_step_delta(MethodKind::GradDrop, &options(), &batches).0,
+        dropped,
+        "same seed, same masks"
+    );
+}
+
 #[test]
 fn fixed_weights_scale_each_task() {
     // Heads see only their own task, so their steps scale by the task's weight.
