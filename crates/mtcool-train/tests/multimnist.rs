@@ -22,26 +22,19 @@ fn write_data(root: &Path) {
     mtcool_data::multi::write(&root.join("multimnist"), &train, &test).unwrap();
 }
 
-#[test]
-fn multi_lenet_trains_on_generated_multimnist_in_every_sharing_mode() {
-    let root = tempfile::tempdir().unwrap();
-    write_data(root.path());
+/// A quick two-epoch grid of `methods` on generated MultiMNIST under `root`, into `out`.
+fn quick_request(root: &Path, out: &Path, methods: &[&str]) -> GridRequest {
+    write_data(root);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/multimnist.toml");
     let mut config = ExperimentConfig::load(&path).unwrap();
     if let DataConfig::Multi { train_size, .. } = &mut config.data {
         *train_size = 600;
     }
-    let out = tempfile::tempdir().unwrap();
-    let request = GridRequest {
+    GridRequest {
         config,
-        data_dir: root.path().to_path_buf(),
-        out_dir: out.path().to_path_buf(),
-        methods: Some(vec![
-            "independent".into(),
-            "joint".into(),
-            "mtcool".into(),
-            "mgda".into(),
-        ]),
+        data_dir: root.to_path_buf(),
+        out_dir: out.to_path_buf(),
+        methods: Some(methods.iter().map(|m| m.to_string()).collect()),
         overrides: Overrides {
             quick: true,
             epochs: Some(2),
@@ -50,7 +43,14 @@ fn multi_lenet_trains_on_generated_multimnist_in_every_sharing_mode() {
         device: Device::Cpu,
         config_path: None,
         parallel: Default::default(),
-    };
+    }
+}
+
+#[test]
+fn multi_lenet_trains_on_generated_multimnist_in_every_sharing_mode() {
+    let (root, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let methods = ["independent", "joint", "mtcool", "mgda"];
+    let request = quick_request(root.path(), out.path(), &methods);
     let report = run_grid(&request).unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     let summary: Summary =
@@ -66,29 +66,9 @@ fn multi_lenet_trains_on_generated_multimnist_in_every_sharing_mode() {
 
 #[test]
 fn runs_record_the_task_weights_their_method_applied() {
-    let root = tempfile::tempdir().unwrap();
-    write_data(root.path());
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/multimnist.toml");
-    let mut config = ExperimentConfig::load(&path).unwrap();
-    if let DataConfig::Multi { train_size, .. } = &mut config.data {
-        *train_size = 600;
-    }
-    let out = tempfile::tempdir().unwrap();
+    let (root, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let methods = ["joint", "mgda", "rlw", "mtcool"];
-    let request = GridRequest {
-        config,
-        data_dir: root.path().to_path_buf(),
-        out_dir: out.path().to_path_buf(),
-        methods: Some(methods.iter().map(|m| m.to_string()).collect()),
-        overrides: Overrides {
-            quick: true,
-            epochs: Some(2),
-            ..Default::default()
-        },
-        device: Device::Cpu,
-        config_path: None,
-        parallel: Default::default(),
-    };
+    let request = quick_request(root.path(), out.path(), &methods);
     let report = run_grid(&request).unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     for method in methods {
