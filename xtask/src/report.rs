@@ -1,4 +1,4 @@
-//! `cargo xtask report`: rebuild `summary.json`, `table.md` and the figures of experiment
+//! `cargo xtask report`: rebuild `summary.json`, `table.md`, the figures and the HTML pages of experiment
 //! folders from their run files, training nothing (after a SLURM array, a crash, or runs
 //! copied in from other machines).
 
@@ -57,6 +57,7 @@ pub fn run(args: Args) -> Result<()> {
         (_, true) => Some(false),
         _ => None,
     };
+    let mut index = None;
     for dir in folders {
         let name = dir
             .file_name()
@@ -72,20 +73,29 @@ pub fn run(args: Args) -> Result<()> {
         }
         let config = ExperimentConfig::load(&config_path)?;
         let data = in_workspace(&args.data);
-        let data = data.is_dir().then_some(data.as_path());
-        let (written, files) = mtcool_report::rebuild(&dir, &config, quick, data)
+        let mut context = mtcool_report::ReportContext::from_config(&config)
+            .with_baselines(&workspace_root().join("experiments/baselines"));
+        if data.is_dir() {
+            context = context.with_data(&data);
+        }
+        let (written, files) = mtcool_report::rebuild(&dir, &config, quick, &context)
             .with_context(|| format!("report of {}", dir.display()))?;
         println!("{}", written.table);
         for warning in &files.warnings {
             eprintln!("warning: {warning}");
         }
         println!(
-            "{name}: {} row(s); wrote {}, {} and {} figure file(s)",
+            "{name}: {} row(s); wrote {}, {}, {} figure file(s) and the report {}",
             written.summary.methods.len(),
             written.summary_path.display(),
             files.table.display(),
-            files.figures.len()
+            files.figures.len(),
+            files.html.display()
         );
+        index = Some(files.index);
+    }
+    if let Some(index) = index {
+        println!("all experiments: {}", index.display());
     }
     Ok(())
 }

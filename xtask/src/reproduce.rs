@@ -52,7 +52,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             DataConfig::Multi { folder, .. } => crate::multi::ensure(&data_dir, folder)?,
             _ => {}
         }
-        let context = mtcool_report::ReportContext::from_config(&config).with_data(&data_dir);
+        let context = mtcool_report::ReportContext::from_config(&config)
+            .with_data(&data_dir)
+            .with_baselines(&workspace_root().join("experiments/baselines"));
         let request = args.grid.request(
             config,
             &path,
@@ -128,6 +130,11 @@ pub fn write_report(
         eprintln!("warning: {warning}");
     }
     println!("table: {}", files.table.display());
+    println!(
+        "report: {} (all experiments: {})",
+        files.html.display(),
+        files.index.display()
+    );
     let pngs: Vec<String> = files
         .figures
         .iter()

@@ -57,6 +57,16 @@ impl From<AdamConfig> for OptimizerConfig {
     }
 }
 
+impl OptimizerConfig {
+    /// The base learning rate (before any schedule).
+    pub fn lr(&self) -> f64 {
+        match self {
+            Self::Sgd(c) => c.lr,
+            Self::Adam(c) => c.lr,
+        }
+    }
+}
+
 impl std::fmt::Display for OptimizerConfig {
     /// `SGD (lr 0.01, momentum 0.9, weight decay 0.0005)` or `Adam (lr 0.001, β 0.9 / 0.999,
     /// ε 1e-8, weight decay 0)`.

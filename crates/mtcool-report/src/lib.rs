@@ -23,6 +23,7 @@
 
 pub mod error;
 pub mod figures;
+pub mod html;
 pub mod load;
 pub mod regress;
 
@@ -52,6 +53,9 @@ pub struct ReportContext {
     pub image_to_image: bool,
     /// The dataset root the runs were trained on; the qualitative figure needs it.
     pub data_dir: Option<PathBuf>,
+    /// The folder of committed regression baselines (`experiments/baselines`): the HTML page
+    /// shows the check against `<experiment>[-quick].json` there, when that file exists.
+    pub baselines_dir: Option<PathBuf>,
 }
 
 impl ReportContext {
@@ -66,7 +70,15 @@ impl ReportContext {
             delta_m_baseline: default_delta_m_baseline(&config.methods).map(str::to_string),
             image_to_image: config.data.is_image_to_image(),
             data_dir: None,
+            baselines_dir: None,
         }
+    }
+
+    /// This context with the regression baseline of its results under `baselines_dir`
+    /// (`experiments/baselines`), if that file exists for the results' experiment and mode.
+    pub fn with_baselines(mut self, baselines_dir: &Path) -> Self {
+        self.baselines_dir = Some(baselines_dir.to_path_buf());
+        self
     }
 
     /// This context with the dataset root the runs were trained on (for the qualitative
@@ -91,6 +103,10 @@ impl ReportContext {
 pub struct ReportFiles {
     /// `<experiment>/table.md`.
     pub table: PathBuf,
+    /// `<experiment>/index.html`, the self-contained HTML report.
+    pub html: PathBuf,
+    /// `<out>/index.html`, linking every experiment beside this one.
+    pub index: PathBuf,
     /// The figures under `<experiment>/figures/`, PNG and SVG of each.
     pub figures: Vec<PathBuf>,
     /// What was left out, e.g. run files listed in the summary but absent.
@@ -111,6 +127,13 @@ pub fn write_report(experiment_dir: &Path, context: &ReportContext) -> Result<Re
     let results = load(experiment_dir)?;
     let table_path = experiment_dir.join("table.md");
     write_atomic(&table_path, table(&results, context).as_bytes())?;
+    let csv = mtcool_train::tracking::summary_csv::render(
+        &results.summary,
+        context.paper.as_ref(),
+        &context.order,
+    );
+    let csv_path = experiment_dir.join(mtcool_train::grid::summary::SUMMARY_CSV);
+    write_atomic(&csv_path, csv.as_bytes())?;
     let figures_dir = experiment_dir.join("figures");
     let mut figures = figures::write_figures(&results, context, &figures_dir)?;
     let mut warnings: Vec<String> = results
@@ -125,17 +148,81 @@ pub fn write_report(experiment_dir: &Path, context: &ReportContext) -> Result<Re
             Err(e) => warnings.push(format!("{e}; the predictions figure is left out")),
         }
     }
+    let regression = regression(&results, context);
+    let page = html::experiment::render(&html::experiment::ExperimentPage {
+        results: &results,
+        context,
+        figures: &figures,
+        regression: regression.as_ref(),
+        warnings: &warnings,
+    })?;
+    let html_path = experiment_dir.join("index.html");
+    write_atomic(&html_path, page.as_bytes())?;
+    let out_dir = experiment_dir.parent().unwrap_or(Path::new("."));
+    let index_path = out_dir.join("index.html");
+    let index = html::index::render(&html::index::entries(out_dir));
+    write_atomic(&index_path, index.as_bytes())?;
     Ok(ReportFiles {
         table: table_path,
+        html: html_path,
+        index: index_path,
         figures,
         warnings,
     })
 }
 
-/// Rebuilds an experiment folder's `summary.json`, `table.md` and figures from the run files
-/// in `runs/`, training nothing (`cargo xtask report`): each row pools the runs sharing the
-/// settings of its most recently finished run. `quick` picks the quick or full runs (default:
-/// the mode of the folder's summary, else full runs when there are any).
+/// The regression check of `results` against the baseline file of the context's folder for
+/// its experiment and mode, when that file exists.
+fn regression(
+    results: &ExperimentResults,
+    context: &ReportContext,
+) -> Option<html::experiment::Regression> {
+    use html::experiment::Regression;
+    let summary = &results.summary;
+    let dir = context.baselines_dir.as_ref()?;
+    let path = regress::default_baseline_path(dir, &summary.experiment, summary.quick);
+    if !path.is_file() {
+        return None;
+    }
+    let compared = regress::read_baseline(&path).and_then(|baseline| {
+        regress::compare(summary, &baseline, &regress::CompareOptions::default())
+    });
+    Some(match compared {
+        Ok(comparison) => Regression::Compared {
+            baseline: path,
+            comparison,
+        },
+        Err(e) => Regression::Unusable(e.to_string()),
+    })
+}
+
+/// Writes the TensorBoard log and `history.csv` of every run of the summary that has none
+/// (runs trained before tracking existed, or copied in without their logs).
+fn export_missing_logs(experiment_dir: &Path) -> Result<()> {
+    let results = load(experiment_dir)?;
+    for (method, runs) in &results.runs {
+        for run in runs {
+            let dir = mtcool_train::results::tracking_dir(
+                experiment_dir,
+                &load::run_stem(method),
+                run.seed,
+                results.summary.quick,
+            );
+            if !dir.join(mtcool_train::tracking::HISTORY_CSV).is_file() {
+                mtcool_train::tracking::export(&dir, run)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds an experiment folder's `summary.json`, `summary.csv`, `table.md`, figures and HTML
+/// pages from the run files in `runs/`, training nothing (`cargo xtask report`), and writes
+/// the TensorBoard log and `history.csv` of runs that lack them. Each row pools the runs
+/// sharing the settings of its most recently finished run. `quick` picks the quick or full
+/// runs (default: the mode of the folder's summary, else full runs when there are any);
+/// `context` is usually [`ReportContext::from_config`] of `config`, with the data and
+/// baselines folders.
 ///
 /// # Errors
 /// One error naming the file: the folder cannot be written, a figure cannot be drawn.
@@ -143,7 +230,7 @@ pub fn rebuild(
     experiment_dir: &Path,
     config: &ExperimentConfig,
     quick: Option<bool>,
-    data_dir: Option<&Path>,
+    context: &ReportContext,
 ) -> Result<(mtcool_train::grid::summary::WrittenSummary, ReportFiles)> {
     use mtcool_train::grid::summary::{results_mode, write_summary, SummaryMeta};
     let quick = quick.unwrap_or_else(|| results_mode(experiment_dir));
@@ -155,8 +242,7 @@ pub fn rebuild(
         ..SummaryMeta::default()
     };
     let written = write_summary(experiment_dir, config, quick, &meta)?;
-    let mut context = ReportContext::from_config(config);
-    context.data_dir = data_dir.map(Path::to_path_buf);
-    let files = write_report(experiment_dir, &context)?;
+    export_missing_logs(experiment_dir)?;
+    let files = write_report(experiment_dir, context)?;
     Ok((written, files))
 }

@@ -23,7 +23,7 @@ pub struct ExperimentResults {
 
 /// The name a grid row's run files carry: the label's file stem for variants such as
 /// `mtcool[samples = 2]` (as the grid writes them), else the label.
-fn run_stem(method: &str) -> String {
+pub(crate) fn run_stem(method: &str) -> String {
     method
         .parse::<MethodSpec>()
         .map_or_else(|_| method.to_string(), |spec| spec.file_stem())

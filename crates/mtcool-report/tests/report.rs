@@ -231,3 +231,77 @@ fn bad_input_gives_one_line_naming_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn html_report_is_one_self_contained_page_with_the_table_figures_and_runs() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = results_folder(root.path());
+    // a baseline the results fail: joint is held to 99.9 %
+    let baselines = root.path().join("baselines");
+    let mut held = MethodSummary::default();
+    held.mean.insert("even/accuracy".into(), 0.999);
+    let summary: Summary = mtcool_train::results::read_json(&dir.join("summary.json")).unwrap();
+    let baseline = mtcool_report::regress::Baseline::from_summary(
+        &Summary {
+            methods: [("joint".to_string(), held)].into(),
+            ..summary.clone()
+        },
+        None,
+        1.0,
+    );
+    mtcool_report::regress::write_baseline(&baselines.join("toy.json"), &baseline).unwrap();
+    let context = context().with_baselines(&baselines);
+    let files = write_report(&dir, &context).unwrap();
+
+    assert_eq!(files.html, dir.join("index.html"));
+    let page = std::fs::read_to_string(&files.html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    // the table: one row per method, config order, the paper's numbers and Δm%
+    let body = &page[page.find("<table class=\"results\">").unwrap()..];
+    let body = &body[..body.find("</table>").unwrap()];
+    assert_eq!(
+        body.matches("<tr><td><a href=\"#runs-").count(),
+        2,
+        "{body}"
+    );
+    assert!(body.find(">joint<").unwrap() < body.find(">independent<").unwrap());
+    assert!(
+        body.contains("Δm% vs independent") && body.contains(">ref<"),
+        "{body}"
+    );
+    assert!(
+        body.contains(">98.00 (0.100)<"),
+        "the paper's mean (sd): {body}"
+    );
+    // every SVG figure inlined, with links to both files
+    let svgs = files
+        .figures
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+        .count();
+    assert!(svgs >= 3);
+    assert_eq!(page.matches("<figure id=").count(), svgs);
+    assert_eq!(page.matches("<svg").count(), svgs);
+    assert!(page.contains("<a href=\"figures/val_curves.png\">PNG</a>"));
+    // runs with links to their files; the regression check failed on joint
+    assert!(
+        page.contains("<a href=\"runs/joint-seed1.json\">run</a>"),
+        "{page}"
+    );
+    assert!(page.contains("class=\"fail\">FAILED: toy"), "{page}");
+    // nothing from a network: no script, no remote source or link
+    for needle in ["<script", "src=\"http", "href=\"http", "url(http", "<link"] {
+        assert!(!page.contains(needle), "the page has `{needle}`");
+    }
+    // the results index links the experiment
+    let index = std::fs::read_to_string(&files.index).unwrap();
+    assert_eq!(files.index, root.path().join("index.html"));
+    assert!(
+        index.contains("<a href=\"toy/index.html\">toy</a>"),
+        "{index}"
+    );
+    assert!(index.contains("toy even / odd"), "{index}");
+    // summary.csv: a row per method and metric
+    let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 2, "{csv}");
+}

@@ -36,11 +36,28 @@ pub fn init() {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(|| crate::progress::LogWriter)
-        .try_init();
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    if builder.try_init().is_ok() && std::env::var_os("RUST_LOG").is_none() {
+        let _ = QUIETEN.set(Box::new(move || {
+            let _ = handle.modify(|f| *f = tracing_subscriber::EnvFilter::new("warn"));
+        }));
+    }
     crate::interrupt::install();
+}
+
+/// Lowers the log level of [`init`]'s subscriber to warnings (unless `RUST_LOG` was set).
+static QUIETEN: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
+
+/// `--quiet`: only warnings and errors from here on, and no progress bars or progress lines.
+pub fn set_quiet() {
+    crate::progress::set_quiet();
+    if let Some(quieten) = QUIETEN.get() {
+        quieten();
+    }
 }

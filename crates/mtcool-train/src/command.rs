@@ -54,6 +54,10 @@ pub struct GridArgs {
     /// Devices the workers take round-robin, e.g. `cuda:0,cuda:1` (default: --device).
     #[arg(long)]
     pub devices: Option<String>,
+    /// Only warnings and errors on standard error: no progress bars, no per-epoch or per-run
+    /// lines (the table is still printed). `RUST_LOG`, when set, wins.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 impl GridArgs {
@@ -69,7 +73,8 @@ impl GridArgs {
     }
 
     /// The request for `config` (read from `config_path`), with the data and results roots
-    /// given (callers may resolve `--data` / `--out` against a workspace).
+    /// given (callers may resolve `--data` / `--out` against a workspace). With `--quiet`, it
+    /// also quietens this process ([`crate::cli::set_quiet`]).
     pub fn request(
         &self,
         config: ExperimentConfig,
@@ -78,6 +83,9 @@ impl GridArgs {
         out_dir: PathBuf,
         worker: Option<WorkerCommand>,
     ) -> Result<GridRequest> {
+        if self.quiet {
+            crate::cli::set_quiet();
+        }
         if self.jobs == 0 {
             return Err(TrainError::Config {
                 path: "--jobs".into(),

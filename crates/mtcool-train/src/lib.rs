@@ -22,6 +22,7 @@ pub mod resume;
 pub mod run;
 pub mod slurm;
 pub mod table;
+pub mod tracking;
 
 pub use config::{ExperimentConfig, Overrides, RunSettings};
 pub use error::{Result, TrainError};

@@ -1,10 +1,25 @@
-//! Progress display: a bar for the grid and one per running run, drawn only when stderr is a
-//! terminal (logs and CI output stay clean). Log lines written meanwhile go through
+//! Progress display: a bar for the grid (runs finished / total, elapsed, ETA) and one per
+//! running run (iterations, speed, ETA), drawn only when stderr is a terminal. Elsewhere (CI,
+//! SLURM logs, a pipe) each finished run logs one plain line with the same counts instead;
+//! `--quiet` ([`set_quiet`]) shows neither. Log lines written meanwhile go through
 //! [`LogWriter`], which lifts the bars out of the way so that lines and bars do not mix.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Set by `--quiet`: no bars and no progress lines.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// No bars and no progress lines from here on.
+pub fn set_quiet() {
+    QUIET.store(true, Ordering::Relaxed);
+}
+
+fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -13,12 +28,18 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Progress {
     bars: MultiProgress,
     grid: ProgressBar,
+    /// Whether the bars are drawn (else finished runs are logged as lines).
+    drawn: bool,
+    started: Instant,
+    /// Runs counted as done when the grid started (reused results): not in the ETA's rate.
+    reused: u64,
 }
 
 impl Progress {
     /// Bars for a grid of `runs` runs; hidden when stderr is not a terminal.
     pub fn new(runs: usize) -> Self {
-        let target = if std::io::stderr().is_terminal() {
+        let drawn = std::io::stderr().is_terminal() && !quiet();
+        let target = if drawn {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
@@ -33,7 +54,19 @@ impl Progress {
         if let Ok(mut active) = ACTIVE.lock() {
             *active = Some(bars.clone());
         }
-        Self { bars, grid }
+        Self {
+            bars,
+            grid,
+            drawn,
+            started: Instant::now(),
+            reused: 0,
+        }
+    }
+
+    /// Counts `runs` already finished before the grid started (reused result files).
+    pub fn reused(&mut self, runs: usize) {
+        self.reused += runs as u64;
+        self.grid.inc(runs as u64);
     }
 
     /// A bar for one run of `steps` iterations.
@@ -49,10 +82,33 @@ impl Progress {
         bar
     }
 
-    /// Marks one run finished (or skipped).
+    /// Marks one run finished (or skipped); without bars, logs the grid's progress as a line.
     pub fn run_done(&self, message: &str) {
         self.grid.set_message(message.to_string());
         self.grid.inc(1);
+        if !self.drawn && !quiet() {
+            tracing::info!("{}", self.line());
+        }
+    }
+
+    /// `grid: 5/32 runs done, 2m 10s elapsed, ETA 11m 42s`: the ETA from the rate of the runs
+    /// done since the grid started (reused ones left out).
+    fn line(&self) -> String {
+        let done = self.grid.position();
+        let total = self.grid.length().unwrap_or(done);
+        let elapsed = self.started.elapsed();
+        let fresh = done.saturating_sub(self.reused);
+        let eta = if fresh == 0 {
+            "ETA unknown".to_string()
+        } else {
+            let per_run = elapsed.as_secs_f64() / fresh as f64;
+            let left = Duration::from_secs_f64(per_run * total.saturating_sub(done) as f64);
+            format!("ETA {}", clock(left))
+        };
+        format!(
+            "grid: {done}/{total} runs done, {} elapsed, {eta}",
+            clock(elapsed)
+        )
     }
 
     /// Removes the bars.
@@ -62,6 +118,16 @@ impl Progress {
         if let Ok(mut active) = ACTIVE.lock() {
             *active = None;
         }
+    }
+}
+
+/// `1h 02m`, `3m 05s`, `12s`.
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s:02}s"),
+        (h, m, _) => format!("{h}h {m:02}m"),
     }
 }
 
@@ -85,5 +151,28 @@ impl Write for LogWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_and_line() {
+        assert_eq!(clock(Duration::from_secs(12)), "12s");
+        assert_eq!(clock(Duration::from_secs(185)), "3m 05s");
+        assert_eq!(clock(Duration::from_secs(3720)), "1h 02m");
+        let mut progress = Progress::new(4);
+        progress.reused(1);
+        assert_eq!(
+            progress.line(),
+            "grid: 1/4 runs done, 0s elapsed, ETA unknown"
+        );
+        progress.grid.inc(1);
+        assert!(progress
+            .line()
+            .starts_with("grid: 2/4 runs done, 0s elapsed, ETA "));
+        progress.finish();
     }
 }

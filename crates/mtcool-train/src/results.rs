@@ -35,6 +35,10 @@ pub struct EpochRecord {
     /// (`StepReport::task_weights`), per task; absent for methods without such weights.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub task_weights: BTreeMap<String, f64>,
+    /// The learning rate of the epoch: the optimiser's, times the schedule's factor (absent
+    /// in files written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rate: Option<f64>,
 }
 
 /// One finished run of one method with one seed.
@@ -204,6 +208,17 @@ pub fn run_path(experiment_dir: &Path, method: &str, seed: u64, quick: bool) -> 
     experiment_dir
         .join("runs")
         .join(format!("{method}-seed{seed}{suffix}.json"))
+}
+
+/// Where the TensorBoard log and `history.csv` of (`method`, `seed`) live:
+/// `runs/<method>/seed-<S>[-quick]/`, so that `tensorboard --logdir <exp>/runs` names each run
+/// `<method>/seed-<S>`.
+pub fn tracking_dir(experiment_dir: &Path, method: &str, seed: u64, quick: bool) -> PathBuf {
+    let suffix = if quick { "-quick" } else { "" };
+    experiment_dir
+        .join("runs")
+        .join(method)
+        .join(format!("seed-{seed}{suffix}"))
 }
 
 /// A stable 64-bit FNV-1a hash of the settings that determine a run, as hex.

@@ -23,6 +23,7 @@ use crate::error::TrainError;
 use crate::evaluate::evaluate;
 use crate::results::{EpochRecord, Metrics, RunRecord};
 use crate::resume::{self, BestEpoch, RunIdentity, RunProgress};
+use crate::tracking::Tracking;
 
 /// Independent random streams of a run, all derived from its seed.
 pub struct RunRngs {
@@ -241,6 +242,8 @@ pub struct RunOutputs<'a> {
     /// Where to save the trained model (and, every `checkpoint_every` epochs, the state to
     /// resume from).
     pub checkpoint: Option<&'a CheckpointTarget>,
+    /// Where to write the run's TensorBoard log and `history.csv` (none: not tracked).
+    pub tracking: Option<&'a Path>,
 }
 
 /// What one epoch works with.
@@ -277,6 +280,11 @@ pub fn train_run(
         run,
         outputs.checkpoint,
     )?;
+    let mut tracking = Tracking::start(
+        outputs.tracking,
+        &describe_run(label, seed, settings),
+        &progress.history,
+    );
     let iterations = iterations_per_epoch(dataset, settings.batch_size);
     if let Some(bar) = outputs.bar {
         bar.set_position((progress.history.len() * iterations) as u64);
@@ -291,8 +299,10 @@ pub fn train_run(
     while progress.history.len() < settings.epochs {
         let epoch = progress.history.len();
         method.begin_epoch(epoch);
-        method.set_lr_scale(settings.lr_schedule.factor(epoch, settings.epochs));
+        let lr_factor = settings.lr_schedule.factor(epoch, settings.epochs);
+        method.set_lr_scale(lr_factor);
         let mut record = train_epoch(&context, model.as_mut(), method.as_mut(), &mut progress)?;
+        record.learning_rate = Some(settings.optimizer_config().lr() * lr_factor);
         validate(&context, model.as_ref(), &mut record)?;
         let summary = describe_epoch(&record, &dataset.task_names());
         tracing::info!(
@@ -303,7 +313,9 @@ pub fn train_run(
         if let Some(bar) = outputs.bar {
             bar.set_message(summary);
         }
-        if keep_epoch(&mut progress, record, settings, model.as_ref())? {
+        let stop = keep_epoch(&mut progress, record, settings, model.as_ref())?;
+        tracking.epoch(&progress.history);
+        if stop {
             tracing::info!(
                 "{label} seed {seed}: validation loss has not improved for {} epochs; \
                  stopping after epoch {}",
@@ -338,7 +350,14 @@ pub fn train_run(
     record.seed = seed;
     record.seconds = start.elapsed().as_secs_f64();
     record.fingerprint = outputs.fingerprint.to_string();
+    tracking.finish(&record);
     Ok(record)
+}
+
+/// The run's settings as the TensorBoard log shows them.
+fn describe_run(label: &str, seed: u64, settings: &RunSettings) -> String {
+    let settings = serde_json::to_string_pretty(settings).unwrap_or_default();
+    format!("method {label}, seed {seed}\n{settings}")
 }
 
 type Started = (Box<dyn MultiTaskModel>, Box<dyn Method>, RunProgress);
@@ -460,6 +479,7 @@ fn train_epoch(
         clamped_fraction: BTreeMap::new(),
         gradient_cosine: BTreeMap::new(),
         task_weights: weights.means(dataset.tasks.iter().map(|t| t.name.as_str())),
+        learning_rate: None,
     };
     for (t, task) in dataset.tasks.iter().enumerate() {
         record

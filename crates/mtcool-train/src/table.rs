@@ -40,7 +40,7 @@ use std::fmt::Write as _;
 
 use mtcool_metrics::{delta_m, DeltaTerm};
 
-use crate::config::PaperTable;
+use crate::config::{PaperTable, PaperValue};
 use crate::results::{Metrics, Summary};
 
 /// What the table shows beside `summary.json`: its title, the paper's numbers, the method
@@ -171,12 +171,125 @@ fn span(values: &BTreeSet<u64>) -> String {
     }
 }
 
-/// Renders `table.md`: per method and metric, ours (mean ± sd over the n runs) beside the
-/// paper's mean (sd) and the difference in points; then Δm% against the baseline method, ours
-/// and the paper's, when a baseline is set and present.
-pub fn render(summary: &Summary, options: &TableOptions<'_>) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# {} — {}\n", summary.experiment, options.title);
+/// One metric of one row: ours (mean, sd over the row's runs) beside the paper's number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricCell {
+    /// Our mean, `None` when no run has the metric.
+    pub mean: Option<f64>,
+    /// Our sample sd (n − 1); `None` when there is one run or no value.
+    pub sd: Option<f64>,
+    /// The paper's number for this method and metric, if published.
+    pub paper: Option<PaperValue>,
+}
+
+impl MetricCell {
+    /// Ours − paper (fractions), when both exist.
+    pub fn delta(&self) -> Option<f64> {
+        Some(self.mean? - self.paper.as_ref()?.mean)
+    }
+}
+
+/// Δm% of a row: the reference itself, or ours and the paper's against it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DeltaMCell {
+    /// This row is the Δm baseline.
+    Reference,
+    /// Δm% of ours and of the paper's numbers (`None` where a metric is missing).
+    Values {
+        /// From our means.
+        ours: Option<f64>,
+        /// From the paper's means.
+        paper: Option<f64>,
+    },
+}
+
+/// One method's row of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRow {
+    /// Method (grid row label).
+    pub method: String,
+    /// The paper's parameter multiple (`1×`), or empty.
+    pub params: String,
+    /// Runs pooled.
+    pub n: usize,
+    /// One cell per column metric ([`Table::metrics`]).
+    pub cells: Vec<MetricCell>,
+    /// Δm%, when the table has a present baseline.
+    pub delta_m: Option<DeltaMCell>,
+}
+
+/// The numbers `table.md`, the HTML report and `summary.csv` show, before any formatting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Column metric keys: the paper's, else every metric of the summary.
+    pub metrics: Vec<String>,
+    /// The Δm% baseline, when set and present in the summary.
+    pub baseline: Option<String>,
+    /// Rows in table order.
+    pub rows: Vec<TableRow>,
+}
+
+/// Builds the table of `summary`: rows in `options.order`, each metric beside the paper's.
+pub fn build(summary: &Summary, options: &TableOptions<'_>) -> Table {
+    let paper = options.paper;
+    let metrics = table_metrics(summary, paper);
+    let baseline = options
+        .delta_m_baseline
+        .filter(|b| summary.methods.contains_key(*b));
+    let paper_means = |method: &str| -> Option<Metrics> {
+        paper?
+            .methods
+            .get(method)
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.mean)).collect())
+    };
+    let rows = method_order(summary, options.order)
+        .into_iter()
+        .map(|method| {
+            let ours = &summary.methods[method];
+            let theirs = paper.and_then(|p| p.methods.get(method));
+            let n = ours.runs.len();
+            let cells = metrics
+                .iter()
+                .map(|key| MetricCell {
+                    mean: ours.mean.get(key).copied(),
+                    sd: ours.std.get(key).copied().filter(|_| n > 1),
+                    paper: theirs.and_then(|t| t.get(key)).copied(),
+                })
+                .collect();
+            let delta_m = baseline.map(|b| {
+                if method == b {
+                    DeltaMCell::Reference
+                } else {
+                    DeltaMCell::Values {
+                        ours: delta_m_percent(&ours.mean, &summary.methods[b].mean, &metrics),
+                        paper: match (paper_means(method), paper_means(b)) {
+                            (Some(v), Some(r)) => delta_m_percent(&v, &r, &metrics),
+                            _ => None,
+                        },
+                    }
+                }
+            });
+            TableRow {
+                method: method.to_string(),
+                params: paper
+                    .and_then(|p| p.params.get(method))
+                    .cloned()
+                    .unwrap_or_default(),
+                n,
+                cells,
+                delta_m,
+            }
+        })
+        .collect();
+    Table {
+        metrics,
+        baseline: baseline.map(str::to_string),
+        rows,
+    }
+}
+
+/// The line under the title: quick or full runs, epochs, seeds, device.
+pub fn describe_runs(summary: &Summary) -> String {
     let runs = summary.methods.values().flat_map(|m| &m.runs);
     let epochs: BTreeSet<u64> = runs.clone().map(|r| r.epochs as u64).collect();
     let seeds: BTreeSet<u64> = runs.map(|r| r.seed).collect();
@@ -185,13 +298,55 @@ pub fn render(summary: &Summary, options: &TableOptions<'_>) -> String {
     } else {
         "full run"
     };
-    let _ = writeln!(
-        out,
-        "{kind}: {} epoch(s), seed(s) {}, device {}. Numbers are test metrics in %: ours \
-         mean ± sd over n runs (sd with n − 1), paper mean (sd); Δ = ours − paper, in points.",
+    format!(
+        "{kind}: {} epoch(s), seed(s) {}, device {}",
         span(&epochs),
         span(&seeds),
         summary.device
+    )
+}
+
+/// Ours as the table prints it: `mean ± sd` in %, `mean` for one run, `–` when absent.
+pub fn format_ours(cell: &MetricCell) -> String {
+    match (cell.mean, cell.sd) {
+        (Some(m), Some(s)) => format!("{} ± {}", percent(m), percent(s)),
+        (Some(m), None) => percent(m),
+        (None, _) => "–".into(),
+    }
+}
+
+/// The paper's number as the table prints it: `mean (sd)` in %, `–` when unpublished.
+pub fn format_paper(cell: &MetricCell) -> String {
+    match &cell.paper {
+        Some(v) => match v.sd {
+            Some(sd) => format!("{} ({:.3})", percent(v.mean), 100.0 * sd),
+            None => percent(v.mean),
+        },
+        None => "–".into(),
+    }
+}
+
+/// A signed difference in points (`+1.02`), `–` when absent.
+pub fn format_points(delta: Option<f64>) -> String {
+    delta.map_or("–".into(), |d| format!("{:+.2}", 100.0 * d))
+}
+
+/// A signed Δm% (`+1.02`), `–` when absent.
+pub fn format_delta_m(delta: Option<f64>) -> String {
+    delta.map_or("–".into(), |d| format!("{d:+.2}"))
+}
+
+/// Renders `table.md`: per method and metric, ours (mean ± sd over the n runs) beside the
+/// paper's mean (sd) and the difference in points; then Δm% against the baseline method, ours
+/// and the paper's, when a baseline is set and present.
+pub fn render(summary: &Summary, options: &TableOptions<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {} — {}\n", summary.experiment, options.title);
+    let _ = writeln!(
+        out,
+        "{}. Numbers are test metrics in %: ours mean ± sd over n runs (sd with n − 1), paper \
+         mean (sd); Δ = ours − paper, in points.",
+        describe_runs(summary)
     );
     if !summary.optimizer.is_empty() {
         let _ = writeln!(
@@ -200,13 +355,8 @@ pub fn render(summary: &Summary, options: &TableOptions<'_>) -> String {
             summary.optimizer
         );
     }
-    let paper = options.paper;
-    let metrics = table_metrics(summary, paper);
-    let methods = method_order(summary, options.order);
-    let baseline = options
-        .delta_m_baseline
-        .filter(|b| summary.methods.contains_key(*b));
-    if let Some(b) = baseline {
+    let table = build(summary, options);
+    if let Some(b) = &table.baseline {
         let _ = writeln!(
             out,
             "Δm% = mean over the metrics of the relative change against `{b}`, in % (positive: \
@@ -217,66 +367,39 @@ pub fn render(summary: &Summary, options: &TableOptions<'_>) -> String {
 
     let mut header = String::from("| Method | Params | n |");
     let mut rule = String::from("|---|---|---:|");
-    for m in &metrics {
+    for m in &table.metrics {
         let _ = write!(header, " {m} ours | paper | Δ |");
         rule.push_str("---:|---:|---:|");
     }
-    if baseline.is_some() {
+    if table.baseline.is_some() {
         header.push_str(" Δm% ours | Δm% paper |");
         rule.push_str("---:|---:|");
     }
     let _ = writeln!(out, "{header}\n{rule}");
-
-    let paper_means = |method: &str| -> Option<Metrics> {
-        paper?
-            .methods
-            .get(method)
-            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.mean)).collect())
-    };
-    for method in methods {
-        let ours = &summary.methods[method];
-        let theirs = paper.and_then(|p| p.methods.get(method));
-        let params = paper
-            .and_then(|p| p.params.get(method))
-            .map(String::as_str)
-            .unwrap_or("");
-        let n = ours.runs.len();
-        let mut row = format!("| {method} | {params} | {n} |");
-        for key in &metrics {
-            let mean = ours.mean.get(key);
-            let cell = match (mean, ours.std.get(key)) {
-                (Some(m), Some(s)) if n > 1 => format!("{} ± {}", percent(*m), percent(*s)),
-                (Some(m), _) => percent(*m),
-                (None, _) => "–".into(),
-            };
-            let reference = theirs.and_then(|t| t.get(key));
-            let paper_cell = match reference {
-                Some(v) => match v.sd {
-                    Some(sd) => format!("{} ({:.3})", percent(v.mean), 100.0 * sd),
-                    None => percent(v.mean),
-                },
-                None => "–".into(),
-            };
-            let delta = match (mean, reference) {
-                (Some(m), Some(v)) => format!("{:+.2}", 100.0 * (m - v.mean)),
-                _ => "–".into(),
-            };
-            let _ = write!(row, " {cell} | {paper_cell} | {delta} |");
+    for row in &table.rows {
+        let mut line = format!("| {} | {} | {} |", row.method, row.params, row.n);
+        for cell in &row.cells {
+            let _ = write!(
+                line,
+                " {} | {} | {} |",
+                format_ours(cell),
+                format_paper(cell),
+                format_points(cell.delta())
+            );
         }
-        if let Some(b) = baseline {
-            if method == b {
-                row.push_str(" ref | ref |");
-            } else {
-                let ours_dm = delta_m_percent(&ours.mean, &summary.methods[b].mean, &metrics);
-                let paper_dm = match (paper_means(method), paper_means(b)) {
-                    (Some(v), Some(r)) => delta_m_percent(&v, &r, &metrics),
-                    _ => None,
-                };
-                let fmt = |d: Option<f64>| d.map_or("–".into(), |d| format!("{d:+.2}"));
-                let _ = write!(row, " {} | {} |", fmt(ours_dm), fmt(paper_dm));
+        match row.delta_m {
+            Some(DeltaMCell::Reference) => line.push_str(" ref | ref |"),
+            Some(DeltaMCell::Values { ours, paper }) => {
+                let _ = write!(
+                    line,
+                    " {} | {} |",
+                    format_delta_m(ours),
+                    format_delta_m(paper)
+                );
             }
+            None => {}
         }
-        let _ = writeln!(out, "{row}");
+        let _ = writeln!(out, "{line}");
     }
     out
 }
@@ -284,7 +407,6 @@ pub fn render(summary: &Summary, options: &TableOptions<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PaperValue;
     use crate::results::{MethodSummary, RunBrief};
 
     fn method(values: &[(&str, &[f64])]) -> MethodSummary {

@@ -43,6 +43,38 @@ metrics = ["even/accuracy", "odd/accuracy"]
     ExperimentConfig::parse(&text, Path::new("toy.toml")).unwrap()
 }
 
+/// The run's TensorBoard log holds one event per epoch and the test metrics, and its
+/// `history.csv` has the run file's numbers, epoch by epoch.
+fn tracking_agrees_with_the_run_file(exp: &Path, method: &str) {
+    use mtcool_train::tracking::{events::event_files, HISTORY_CSV};
+    let record: RunRecord =
+        mtcool_train::results::read_json(&exp.join(format!("runs/{method}-seed0.json"))).unwrap();
+    let dir = mtcool_train::results::tracking_dir(exp, method, 0, false);
+    let files = event_files(&dir).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let events: Vec<tfrecord::Event> = tfrecord::EventIter::open(&files[0], Default::default())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    let steps: Vec<i64> = events.iter().skip(2).map(|e| e.step).collect();
+    let epochs: Vec<i64> = (1..=record.epochs as i64).collect();
+    assert_eq!(steps[..epochs.len()], epochs[..], "one event per epoch");
+    assert_eq!(steps.len(), epochs.len() + 1, "then the test metrics");
+    let csv = std::fs::read_to_string(dir.join(HISTORY_CSV)).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), record.history.len());
+    for (row, epoch) in rows.iter().zip(&record.history) {
+        let val: f64 = row[column("val/even/accuracy")].parse().unwrap();
+        assert_eq!(val, epoch.val["even/accuracy"]);
+        let loss: f64 = row[column("train/odd/loss")].parse().unwrap();
+        assert_eq!(loss, epoch.train_loss["odd"]);
+        assert!(!row[column("mtcool/clamped_fraction/even")].is_empty() || epoch.epoch == 1);
+    }
+}
+
 #[test]
 fn grid_learns_writes_results_and_resumes() {
     let root = tempfile::tempdir().unwrap();
@@ -81,6 +113,7 @@ fn grid_learns_writes_results_and_resumes() {
         table.contains("| joint |") && table.contains("99.00"),
         "{table}"
     );
+    tracking_agrees_with_the_run_file(&root.path().join("out/toy"), "mtcool");
 
     // the same request again reuses both runs and trains nothing
     let again = run_grid(&request).unwrap();

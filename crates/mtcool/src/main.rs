@@ -189,7 +189,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// `report`: the summary and table of the grid's runs, then the figures.
 fn report(config_path: &Path, grid: &mtcool_train::command::GridArgs) -> Result<()> {
     let config = ExperimentConfig::load(config_path)?;
-    let context = mtcool_report::ReportContext::from_config(&config).with_data(&grid.data);
+    let mut context = mtcool_report::ReportContext::from_config(&config).with_data(&grid.data);
+    if let Some(dir) = config_path.parent() {
+        // experiments/<name>.toml beside experiments/baselines/
+        context = context.with_baselines(&dir.join("baselines"));
+    }
     let request = grid.request(
         config,
         config_path,
@@ -208,10 +212,11 @@ fn report(config_path: &Path, grid: &mtcool_train::command::GridArgs) -> Result<
         eprintln!("warning: {warning}");
     }
     println!(
-        "wrote {}, {} and {} figure file(s)",
+        "wrote {}, {}, {} figure file(s) and the report {}",
         written.summary_path.display(),
         files.table.display(),
-        files.figures.len()
+        files.figures.len(),
+        files.html.display()
     );
     Ok(())
 }

@@ -387,6 +387,7 @@ fn clap_defaults(toy: &Toy) -> mtcool_train::command::GridArgs {
         device: "cpu".into(),
         jobs: 1,
         devices: None,
+        quiet: false,
     }
 }
 

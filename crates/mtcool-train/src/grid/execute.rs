@@ -108,6 +108,7 @@ pub fn execute(
             fingerprint: &run.fingerprint,
             bar,
             checkpoint: Some(&target),
+            tracking: Some(&run.tracking),
         },
     );
     match outcome {

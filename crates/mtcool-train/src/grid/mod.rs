@@ -285,10 +285,8 @@ fn train_pending(
             jobs.min(pending.len()),
         ))
     };
-    let progress = Progress::new(plan.runs.len());
-    for _ in 0..reused {
-        progress.run_done("reused earlier runs");
-    }
+    let mut progress = Progress::new(plan.runs.len());
+    progress.reused(reused);
     let tally = schedule(plan, pending, executor, &progress);
     progress.finish();
     tally

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::config::{json, ExperimentConfig, MethodSpec, RunSettings};
 use crate::error::{Result, TrainError};
-use crate::results::{fingerprint, read_json, run_path, RunRecord};
+use crate::results::{fingerprint, read_json, run_path, tracking_dir, RunRecord};
 
 use super::GridRequest;
 
@@ -25,6 +25,8 @@ pub struct PlannedRun {
     pub settings_fingerprint: String,
     /// Its result file.
     pub path: PathBuf,
+    /// Its TensorBoard log and `history.csv` (`runs/<label>/seed-<S>[-quick]/`).
+    pub tracking: PathBuf,
 }
 
 /// The resolved grid.
@@ -80,6 +82,7 @@ impl GridPlan {
                     fingerprint: run_fingerprint(&config, &method_settings[m], method, seed),
                     settings_fingerprint: settings_fingerprint.clone(),
                     path: run_path(&exp_dir, &method.file_stem(), seed, settings.quick),
+                    tracking: tracking_dir(&exp_dir, &method.file_stem(), seed, settings.quick),
                 });
             }
         }

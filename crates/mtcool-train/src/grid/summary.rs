@@ -1,4 +1,4 @@
-//! `summary.json` and `table.md` rebuilt from the run files on disk, so that any process (the
+//! `summary.json`, `table.md` and `summary.csv` rebuilt from the run files on disk, so that any process (the
 //! last worker of a grid, a SLURM merge job, `cargo xtask report`) writes the same summary
 //! from the same files, whoever trained them.
 //!
@@ -14,6 +14,9 @@ use crate::error::{Result, TrainError};
 use crate::results::{
     read_json, render_table, write_atomic, write_json, MethodSummary, RunRecord, Summary,
 };
+
+/// The file name of an experiment's per-method × metric CSV.
+pub const SUMMARY_CSV: &str = "summary.csv";
 
 /// What a rebuilt summary records beside the runs.
 #[derive(Debug, Clone, Default)]
@@ -149,6 +152,8 @@ pub fn write_summary(
     );
     let table_path = exp_dir.join("table.md");
     write_atomic(&table_path, table.as_bytes())?;
+    let csv = crate::tracking::summary_csv::render(&summary, Some(&config.paper), &config.methods);
+    write_atomic(&exp_dir.join(SUMMARY_CSV), csv.as_bytes())?;
     Ok(WrittenSummary {
         summary,
         summary_path,
