@@ -430,3 +430,26 @@ fn a_run_keeps_its_model_and_eval_reproduces_its_metrics() {
         "not a safetensors checkpoint",
     );
 }
+
+#[test]
+fn off_a_terminal_runs_log_progress_lines_and_quiet_keeps_only_the_table() {
+    let toy = Toy::new(r#""joint""#, 2, 1, 0.05);
+    let plain = toy.train("plain", &[]).output().unwrap();
+    assert!(plain.status.success());
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(stderr.contains("grid: 1/2 runs done, "), "{stderr}");
+    assert!(stderr.contains("grid: 2/2 runs done, "), "{stderr}");
+
+    let mut quiet = toy.train("quiet", &["--quiet"]);
+    quiet.env_remove("RUST_LOG");
+    let out = quiet.output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.trim().is_empty(), "--quiet printed: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("| joint |"), "{stdout}");
+    assert_eq!(
+        metrics(&toy.summary("quiet")),
+        metrics(&toy.summary("plain"))
+    );
+}
