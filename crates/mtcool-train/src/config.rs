@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use mtcool_data::ClassTask;
 
 use crate::diagnostics::DiagnosticsConfig;
+use mtcool_optim::registry::OptionsAt;
 use mtcool_optim::{
     AdamConfig, BaselineConfig, LrSchedule, MethodKind, MethodOptions, MtCoolConfig,
     OptimizerConfig, OptimizerKind, SgdConfig,
@@ -603,31 +604,7 @@ impl RunSettings {
     /// The options that shape a run of `method`, as JSON (for result fingerprints: changing
     /// one method's options must not invalidate the other methods' runs).
     pub fn fingerprint_json(&self, method: MethodKind) -> String {
-        let b = &self.baselines;
-        let own = match method {
-            MethodKind::Vanilla | MethodKind::WoReg | MethodKind::MtCool => json(&self.mtcool),
-            MethodKind::Fixed => json(&b.fixed),
-            MethodKind::Uncertainty => json(&b.uncertainty),
-            MethodKind::Mgda => json(&b.mgda),
-            MethodKind::GradDrop => json(&b.graddrop),
-            MethodKind::CaGrad => json(&b.cagrad),
-            MethodKind::Dwa => json(&b.dwa),
-            MethodKind::Imtl => json(&b.imtl),
-            MethodKind::NashMtl => json(&b.nash_mtl),
-            MethodKind::AlignedMtl => json(&b.aligned_mtl),
-            MethodKind::Famo => json(&b.famo),
-            MethodKind::UpGrad => json(&b.upgrad),
-            MethodKind::DualProj => json(&b.dualproj),
-            MethodKind::FairGrad => json(&b.fairgrad),
-            MethodKind::GradVac => json(&b.gradvac),
-            MethodKind::Stch => json(&b.stch),
-            MethodKind::Joint
-            | MethodKind::Independent
-            | MethodKind::PcGrad
-            | MethodKind::Rlw
-            | MethodKind::Gls
-            | MethodKind::ConFig => String::new(),
-        };
+        let own = mtcool_optim::registry::options_json(method, &self.mtcool, &self.baselines);
         let common = (
             self.quick,
             self.epochs,
@@ -772,11 +749,15 @@ impl RunSettings {
         if options.is_empty() {
             return Ok(out);
         }
-        match spec.kind {
-            MethodKind::Vanilla | MethodKind::WoReg | MethodKind::MtCool => {
+        match spec.kind.info().options {
+            OptionsAt::MtCool => {
                 out.mtcool = merge(&self.mtcool, &options).map_err(fail)?;
             }
-            kind => {
+            OptionsAt::Nowhere => {
+                return Err(fail(format!("method {} has no options", spec.kind)));
+            }
+            OptionsAt::Baselines => {
+                let kind = spec.kind;
                 let mut table =
                     toml::Table::try_from(&self.baselines).map_err(|e| e.to_string())?;
                 let section = table

@@ -29,45 +29,7 @@ pub mod stch;
 pub mod uncertainty;
 pub mod upgrad;
 
-use serde::{Deserialize, Serialize};
-
-/// Every baseline's options (`[baselines.<method>]` in an experiment config).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BaselineConfig {
-    /// `fixed`.
-    pub fixed: fixed::FixedConfig,
-    /// `uncertainty`.
-    pub uncertainty: uncertainty::UncertaintyConfig,
-    /// `mgda`.
-    pub mgda: mgda::MgdaConfig,
-    /// `graddrop`.
-    pub graddrop: graddrop::GradDropConfig,
-    /// `cagrad`.
-    pub cagrad: cagrad::CagradConfig,
-    /// `dwa`.
-    pub dwa: dwa::DwaConfig,
-    /// `imtl`.
-    pub imtl: imtl::ImtlConfig,
-    /// `nash-mtl`.
-    #[serde(rename = "nash-mtl")]
-    pub nash_mtl: nash::NashConfig,
-    /// `aligned-mtl`.
-    #[serde(rename = "aligned-mtl")]
-    pub aligned_mtl: aligned::AlignedConfig,
-    /// `famo`.
-    pub famo: crate::aggregators::famo::FamoConfig,
-    /// `upgrad`.
-    pub upgrad: upgrad::DualConeConfig,
-    /// `dualproj`.
-    pub dualproj: upgrad::DualConeConfig,
-    /// `fairgrad`.
-    pub fairgrad: fairgrad::FairGradConfig,
-    /// `gradvac`.
-    pub gradvac: gradvac::GradVacConfig,
-    /// `stch`.
-    pub stch: stch::StchConfig,
-}
+pub use crate::registry::BaselineConfig;
 
 /// The device of a model's parameters.
 pub(crate) fn model_device(model: &dyn mtcool_models::MultiTaskModel) -> candle_core::Device {
