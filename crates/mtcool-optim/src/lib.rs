@@ -55,7 +55,7 @@ pub use error::{OptimError, Result};
 pub use gradient_method::{Aggregator, Combination, GradientMethod, Space};
 pub use joint::Joint;
 pub use method::{Method, MethodKind, StepReport, TaskBatch};
-pub use mtcool::{MtCool, MtCoolConfig, Variant};
+pub use mtcool::{Alternation, MtCool, MtCoolConfig, NoiseScale, Variant};
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use schedule::LrSchedule;
 pub use sgd::SgdConfig;

@@ -44,6 +44,42 @@ pub struct MtCoolConfig {
     pub steps_per_task: usize,
     /// Epochs of Vanilla updates before noise, KL and clamp start.
     pub warmup_epochs: usize,
+    /// How b scales: `absolute` (the paper's: ε ~ U[−b, b], clamp to ref ± b) or `relative`
+    /// (to each weight: ε = u·b·|w| with u ~ U[−1, 1], clamp to ref ± b·|ref|).
+    #[serde(skip_serializing_if = "is_default")]
+    pub noise: NoiseScale,
+    /// When tasks take turns: `batch` (the paper's: every mini-batch, each task steps in turn)
+    /// or `epoch` (only task `epoch mod T` steps during an epoch, the warm-up included, so a
+    /// task trains a whole epoch before the next one starts).
+    #[serde(skip_serializing_if = "is_default")]
+    pub alternation: Alternation,
+}
+
+/// How MT-COOL's noise and clamp bound b scales with the weights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseScale {
+    /// b itself, for every weight.
+    #[default]
+    Absolute,
+    /// b·|w| for weight w (a weight at exactly 0 is neither perturbed nor moved by the clamp).
+    Relative,
+}
+
+/// When MT-COOL's tasks take turns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Alternation {
+    /// Every mini-batch.
+    #[default]
+    Batch,
+    /// Every epoch.
+    Epoch,
+}
+
+/// Defaults are left out of the JSON, so runs at the defaults keep their fingerprints.
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl Default for MtCoolConfig {
@@ -54,6 +90,8 @@ impl Default for MtCoolConfig {
             kl_weight: 1.0,
             steps_per_task: 1,
             warmup_epochs: 5,
+            noise: NoiseScale::Absolute,
+            alternation: Alternation::Batch,
         }
     }
 }
@@ -76,6 +114,7 @@ pub struct MtCool {
     config: MtCoolConfig,
     optimisers: Vec<Optimizer>,
     in_warmup: bool,
+    epoch: usize,
 }
 
 impl MtCool {
@@ -124,6 +163,7 @@ impl MtCool {
             config,
             optimisers,
             in_warmup: config.warmup_epochs > 0,
+            epoch: 0,
         })
     }
 
@@ -180,7 +220,7 @@ impl MtCool {
             let grads = loss.backward()?;
             self.optimisers[task].step(&grads)?;
             if let Some(reference) = &reference {
-                clamped = Some(clamp_to_reference(&theta, reference, b)?);
+                clamped = Some(clamp_to_reference(&theta, reference, b, self.config.noise)?);
             }
         }
         Ok((last_loss, clamped))
@@ -210,7 +250,7 @@ impl MtCool {
         let mut ce_terms = Vec::with_capacity(m);
         let mut kl_terms = Vec::with_capacity(m);
         for _ in 0..m {
-            let noise = draw_noise(model, task, self.config.noise_bound, rng)?;
+            let noise = draw_noise(model, task, self.config.noise_bound, self.config.noise, rng)?;
             let noisy = model.forward_task(&batch.input, task, &view.with_noise(&noise))?;
             ce_terms.push(task_loss(&noisy, &batch.target)?);
             if let Some(clean) = &clean {
@@ -241,14 +281,15 @@ fn mean(terms: &[Tensor]) -> Result<Tensor> {
     Ok((sum / terms.len() as f64)?)
 }
 
-/// ε ~ U[−b, b] element-wise for the perturbable encoder parameters
-/// ([`MultiTaskModel::perturbable_params`]: θ without BatchNorm's γ and β) of every task other
-/// than `task`, drawn from the run's generator in a fixed order (tasks ascending, parameters
-/// in model order).
+/// ε ~ U[−b, b] element-wise (times |w| with [`NoiseScale::Relative`]) for the perturbable
+/// encoder parameters ([`MultiTaskModel::perturbable_params`]: θ without BatchNorm's γ and β)
+/// of every task other than `task`, drawn from the run's generator in a fixed order (tasks
+/// ascending, parameters in model order).
 pub fn draw_noise(
     model: &dyn MultiTaskModel,
     task: usize,
     bound: f64,
+    scale: NoiseScale,
     rng: &mut ChaCha8Rng,
 ) -> Result<NoiseMap> {
     let dist =
@@ -260,20 +301,35 @@ pub fn draw_noise(
     for other in (0..model.num_tasks()).filter(|&t| t != task) {
         for var in model.perturbable_params(other) {
             let values: Vec<f32> = (0..var.elem_count()).map(|_| dist.sample(rng)).collect();
-            let eps = Tensor::from_vec(values, var.shape(), var.device())?;
+            let mut eps = Tensor::from_vec(values, var.shape(), var.device())?;
+            if scale == NoiseScale::Relative {
+                eps = (eps * var.as_tensor().detach().abs()?)?;
+            }
             noise.insert(var.id(), eps);
         }
     }
     Ok(noise)
 }
 
-/// θ ← clamp(θ, ref − b, ref + b); returns the fraction of elements the clamp moved.
-pub fn clamp_to_reference(theta: &[Var], reference: &[Tensor], bound: f64) -> Result<f64> {
+/// θ ← clamp(θ, ref − b, ref + b) (ref ± b·|ref| with [`NoiseScale::Relative`]); returns the
+/// fraction of elements the clamp moved.
+pub fn clamp_to_reference(
+    theta: &[Var],
+    reference: &[Tensor],
+    bound: f64,
+    scale: NoiseScale,
+) -> Result<f64> {
     let mut moved = 0f64;
     let mut total = 0usize;
     for (var, r) in theta.iter().zip(reference) {
         let current = var.as_tensor().detach();
-        let clamped = current.clamp(&(r - bound)?, &(r + bound)?)?;
+        let clamped = match scale {
+            NoiseScale::Absolute => current.clamp(&(r - bound)?, &(r + bound)?)?,
+            NoiseScale::Relative => {
+                let width = (r.abs()? * bound)?;
+                current.clamp(&(r - &width)?, &(r + &width)?)?
+            }
+        };
         moved += current
             .ne(&clamped)?
             .to_dtype(candle_core::DType::F32)?
@@ -296,6 +352,7 @@ impl Method for MtCool {
 
     fn begin_epoch(&mut self, epoch: usize) {
         self.in_warmup = epoch < self.config.warmup_epochs;
+        self.epoch = epoch;
     }
 
     fn set_lr_scale(&mut self, scale: f64) {
@@ -329,7 +386,22 @@ impl Method for MtCool {
     ) -> Result<StepReport> {
         check_batches(self.name(), model, batches)?;
         let mut report = StepReport::default();
+        let turn = match self.config.alternation {
+            Alternation::Batch => None,
+            Alternation::Epoch => Some(self.epoch % batches.len().max(1)),
+        };
         for (task, batch) in batches.iter().enumerate() {
+            if turn.is_some_and(|t| t != task) {
+                // Not this task's epoch: its loss is reported, nothing is updated.
+                let view = SliceView::task(task);
+                let loss = task_loss(
+                    &model.forward_task(&batch.input, task, &view)?,
+                    &batch.target,
+                )?;
+                report.losses.push(finite_loss(&loss, task)?);
+                report.clamped_fraction.push(None);
+                continue;
+            }
             let (loss, clamped) = self.task_step(model, task, batch, rng)?;
             report.losses.push(loss);
             report.clamped_fraction.push(clamped);

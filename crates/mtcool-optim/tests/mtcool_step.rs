@@ -221,7 +221,8 @@ fn noise_spares_the_other_tasks_batch_norm_affine_parameters() {
     let config = UNetConfig::seg_cls(3, 2).with_widths(&[4, 8, 16, 32, 64]);
     let net = UNetMt::new(&Device::Cpu, Sharing::Partitioned, config, 0).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let noise = mtcool_optim::mtcool::draw_noise(&net, 0, 0.01, &mut rng).unwrap();
+    let noise =
+        mtcool_optim::mtcool::draw_noise(&net, 0, 0.01, Default::default(), &mut rng).unwrap();
     let perturbable: Vec<_> = net.perturbable_params(1).iter().map(|v| v.id()).collect();
     let batch_norm: Vec<_> = net
         .encoder_params(1)
@@ -241,4 +242,99 @@ fn noise_spares_the_other_tasks_batch_norm_affine_parameters() {
         own.iter().all(|id| !noise.contains_key(id)),
         "no noise on the training task"
     );
+}
+
+#[test]
+fn relative_noise_follows_each_weights_scale_and_so_does_the_clamp() {
+    use mtcool_optim::mtcool::{clamp_to_reference, draw_noise, NoiseScale};
+    let net = model(3);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let b = 0.1;
+    let noise = draw_noise(&net, 0, b, NoiseScale::Relative, &mut rng).unwrap();
+    let mut same = ChaCha8Rng::seed_from_u64(0);
+    let absolute = draw_noise(&net, 0, b, NoiseScale::Absolute, &mut same).unwrap();
+    for var in net.perturbable_params(1) {
+        let w = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let eps = noise[&var.id()]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let u = absolute[&var.id()]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for ((w, e), u) in w.iter().zip(&eps).zip(&u) {
+            // the same draws, scaled by |w|
+            assert!((e - u * w.abs()).abs() <= 1e-7, "{e} vs {u}·|{w}|");
+            assert!(e.abs() <= b as f32 * w.abs() + 1e-7);
+        }
+    }
+    // the clamp keeps θ within ref ± b·|ref|
+    let theta = net.encoder_params(0);
+    let reference: Vec<Tensor> = theta
+        .iter()
+        .map(|v| v.as_tensor().copy().unwrap())
+        .collect();
+    for v in &theta {
+        v.set(&(v.as_tensor() * 2.0).unwrap()).unwrap();
+    }
+    let moved = clamp_to_reference(&theta, &reference, b, NoiseScale::Relative).unwrap();
+    assert!(
+        moved > 0.9,
+        "doubling moves nearly every weight out of ±10 %: {moved}"
+    );
+    for (v, r) in theta.iter().zip(&reference) {
+        let now = v
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let r = r.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (x, r) in now.iter().zip(&r) {
+            assert!(
+                (x - r).abs() <= b as f32 * r.abs() * (1.0 + 1e-6),
+                "{x} vs {r}"
+            );
+        }
+    }
+}
+
+#[test]
+fn epoch_alternation_trains_one_task_per_epoch() {
+    use mtcool_optim::mtcool::Alternation;
+    let net = model(4);
+    let config = MtCoolConfig {
+        alternation: Alternation::Epoch,
+        ..no_warmup(0.01, 1.0)
+    };
+    let mut method = MtCool::new(&net, Variant::Full, config, SgdConfig::default()).unwrap();
+    let batches = [batch(1, 8), batch(2, 8)];
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    for epoch in 0..3 {
+        method.begin_epoch(epoch);
+        let before = [snapshot(&net.task_params(0)), snapshot(&net.task_params(1))];
+        let report = method.step(&net, &batches, &mut rng).unwrap();
+        assert_eq!(report.losses.len(), 2);
+        assert!(report.losses.iter().all(|l| l.is_finite() && *l > 0.0));
+        let after = [snapshot(&net.task_params(0)), snapshot(&net.task_params(1))];
+        let turn = epoch % 2;
+        assert_ne!(
+            before[turn], after[turn],
+            "epoch {epoch}: task {turn} trains"
+        );
+        assert_eq!(
+            before[1 - turn],
+            after[1 - turn],
+            "epoch {epoch}: the other waits"
+        );
+        assert!(report.clamped_fraction[1 - turn].is_none());
+    }
 }
