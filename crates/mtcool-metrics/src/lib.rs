@@ -52,9 +52,11 @@ pub mod auroc;
 pub mod binary;
 pub mod confusion;
 pub mod error;
+pub mod paired;
 
 pub use aggregate::{delta_m, delta_m_per_task, mean_std, DeltaTerm};
 pub use auroc::{auroc, AurocAccumulator};
 pub use binary::{accuracy, dice, f1, iou, precision, sensitivity, specificity, BinaryCounts};
 pub use confusion::{ClassMetric, ConfusionMatrix, MAX_CLASSES};
 pub use error::MetricsError;
+pub use paired::{paired_difference, PairedDifference};

@@ -53,6 +53,8 @@ pub struct ReportContext {
     pub image_to_image: bool,
     /// The dataset root the runs were trained on; the qualitative figure needs it.
     pub data_dir: Option<PathBuf>,
+    /// A study's reference method (`[study] reference`): the table pairs every row with it.
+    pub paired_reference: Option<String>,
     /// The folder of committed regression baselines (`experiments/baselines`): the HTML page
     /// shows the check against `<experiment>[-quick].json` there, when that file exists.
     pub baselines_dir: Option<PathBuf>,
@@ -70,6 +72,7 @@ impl ReportContext {
             delta_m_baseline: default_delta_m_baseline(&config.methods).map(str::to_string),
             image_to_image: config.data.is_image_to_image(),
             data_dir: None,
+            paired_reference: config.study.as_ref().map(|s| s.reference.clone()),
             baselines_dir: None,
         }
     }
@@ -94,6 +97,7 @@ impl ReportContext {
             paper: self.paper.as_ref(),
             order: &self.order,
             delta_m_baseline: self.delta_m_baseline.as_deref(),
+            paired_reference: self.paired_reference.as_deref(),
         }
     }
 }

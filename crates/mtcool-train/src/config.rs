@@ -51,6 +51,19 @@ pub struct ExperimentConfig {
     /// The published numbers.
     #[serde(default)]
     pub paper: PaperTable,
+    /// A study's comparisons (`[study]`): `table.md` then pairs every row with a reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study: Option<StudyConfig>,
+}
+
+/// `[study]`: each row is compared seed by seed with the `reference` method's row under the
+/// same training keys (`epochs`, `lr_schedule`, `batch_size`, `optimizer`), else with the plain
+/// reference row ([`crate::table::paired_rows`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyConfig {
+    /// The method rows are compared with, e.g. `joint`.
+    pub reference: String,
 }
 
 /// Dataset and split. Each variant reads the provider's files from `<data>/<folder>`
@@ -650,6 +663,15 @@ pub struct MethodSpec {
 }
 
 impl MethodSpec {
+    /// The training keys the row sets ([`ROW_KEYS`]), without the method's own options.
+    pub fn training_keys(&self) -> toml::Table {
+        self.options
+            .iter()
+            .filter(|(k, _)| ROW_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// The plain method.
     pub fn plain(kind: MethodKind) -> Self {
         Self {
@@ -737,7 +759,7 @@ impl std::str::FromStr for MethodSpec {
 /// Keys a grid row may set for any method (the others are the method's own options):
 /// `optimizer = "sgd" | "adam"`, `lr_schedule`, `epochs` and `batch_size`
 /// ([`RunSettings::apply_training_keys`]).
-const ROW_KEYS: [&str; 4] = ["optimizer", "lr_schedule", "epochs", "batch_size"];
+pub const ROW_KEYS: [&str; 4] = ["optimizer", "lr_schedule", "epochs", "batch_size"];
 
 impl RunSettings {
     /// The settings of one grid row: its method's options replaced as the row says.
@@ -860,6 +882,12 @@ impl ExperimentConfig {
             problem,
         };
         let specs = self.method_specs().map_err(|e| fail(e.to_string()))?;
+        if let Some(study) = &self.study {
+            study
+                .reference
+                .parse::<MethodKind>()
+                .map_err(|e| fail(format!("study.reference: {e}")))?;
+        }
         let settings = self.settings(&Overrides::default());
         for spec in &specs {
             settings.for_method(spec).map_err(&fail)?;

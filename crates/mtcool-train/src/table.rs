@@ -56,6 +56,9 @@ pub struct TableOptions<'a> {
     pub order: &'a [String],
     /// The method Δm% is computed against (no Δm columns when `None` or absent).
     pub delta_m_baseline: Option<&'a str>,
+    /// A study's reference method: the table then ends with every row's paired differences
+    /// against it ([`paired_rows`]).
+    pub paired_reference: Option<&'a str>,
 }
 
 impl<'a> TableOptions<'a> {
@@ -336,6 +339,119 @@ pub fn format_delta_m(delta: Option<f64>) -> String {
     delta.map_or("–".into(), |d| format!("{d:+.2}"))
 }
 
+/// One row's paired differences against its reference row, per column metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairedRow {
+    /// The row.
+    pub method: String,
+    /// The reference row it is paired with.
+    pub reference: String,
+    /// Per column metric, the paired difference row − reference over their shared seeds.
+    pub cells: Vec<Option<mtcool_metrics::PairedDifference>>,
+}
+
+/// Every row that is not of the `reference` method, paired with the `reference` row that sets
+/// the same training keys ([`crate::config::ROW_KEYS`]: a row `mtcool[epochs = 50]` with
+/// `joint[epochs = 50]`), or else with the plain `reference` row; rows without such a row in
+/// the summary are left out. Differences are per seed, over the seeds both rows ran.
+pub fn paired_rows(summary: &Summary, order: &[String], reference: &str) -> Vec<PairedRow> {
+    use crate::config::MethodSpec;
+    let metrics = table_metrics(summary, None);
+    let spec = |label: &str| label.parse::<MethodSpec>().ok();
+    let Some(kind) = spec(reference).map(|s| s.kind) else {
+        return Vec::new();
+    };
+    let references: Vec<(&str, toml::Table)> = summary
+        .methods
+        .keys()
+        .filter_map(|l| {
+            spec(l)
+                .filter(|s| s.kind == kind)
+                .map(|s| (l.as_str(), s.training_keys()))
+        })
+        .collect();
+    let values = |label: &str, key: &str| -> Vec<(u64, f64)> {
+        summary.methods[label]
+            .runs
+            .iter()
+            .filter_map(|r| r.metrics.get(key).map(|v| (r.seed, *v)))
+            .collect()
+    };
+    method_order(summary, order)
+        .into_iter()
+        .filter_map(|label| {
+            let row = spec(label).filter(|s| s.kind != kind)?;
+            let keys = row.training_keys();
+            let against = references
+                .iter()
+                .find(|(_, k)| *k == keys)
+                .or_else(|| references.iter().find(|(_, k)| k.is_empty()))?
+                .0;
+            let cells = metrics
+                .iter()
+                .map(|key| {
+                    mtcool_metrics::paired_difference(&values(label, key), &values(against, key))
+                })
+                .collect();
+            Some(PairedRow {
+                method: label.to_string(),
+                reference: against.to_string(),
+                cells,
+            })
+        })
+        .collect()
+}
+
+/// A paired difference as the tables print it: `+0.12 ± 0.08` and `[−0.02, +0.26]` in points
+/// (`–` for no interval), with `*` when the interval excludes 0.
+pub fn format_paired(d: &mtcool_metrics::PairedDifference) -> (String, String) {
+    let points = |x: f64| format!("{:+.2}", 100.0 * x);
+    let mean = format!("{} ± {:.2}", points(d.mean), 100.0 * d.sd);
+    let interval = if d.low.is_nan() {
+        "–".to_string()
+    } else {
+        let mark = if d.excludes_zero() { " *" } else { "" };
+        format!("[{}, {}]{mark}", points(d.low), points(d.high))
+    };
+    (mean, interval)
+}
+
+fn render_paired(out: &mut String, summary: &Summary, options: &TableOptions<'_>) {
+    let Some(reference) = options.paired_reference else {
+        return;
+    };
+    let rows = paired_rows(summary, options.order, reference);
+    if rows.is_empty() {
+        return;
+    }
+    let metrics = table_metrics(summary, None);
+    let _ = writeln!(
+        out,
+        "\n## Paired differences against `{reference}`\n\nPer row: row − reference seed by \
+         seed (the `{reference}` row with the same training keys, else `{reference}`), then the \
+         mean ± sd of the differences over the n shared seeds and its 95 % Student-t interval \
+         (mean ± t(0.975, n − 1)·sd/√n), in points; * marks an interval that excludes 0.\n"
+    );
+    let mut header = String::from("| Row | against | n |");
+    let mut rule = String::from("|---|---|---:|");
+    for m in &metrics {
+        let _ = write!(header, " {m} Δ | 95 % interval |");
+        rule.push_str("---:|---:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    for row in rows {
+        let n = row.cells.iter().flatten().map(|d| d.n).max().unwrap_or(0);
+        let mut line = format!("| {} | {} | {n} |", row.method, row.reference);
+        for cell in &row.cells {
+            let (mean, interval) = cell
+                .as_ref()
+                .map_or(("–".into(), "–".into()), format_paired);
+            let _ = write!(line, " {mean} | {interval} |");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+}
+
 /// Renders `table.md`: per method and metric, ours (mean ± sd over the n runs) beside the
 /// paper's mean (sd) and the difference in points; then Δm% against the baseline method, ours
 /// and the paper's, when a baseline is set and present.
@@ -401,6 +517,7 @@ pub fn render(summary: &Summary, options: &TableOptions<'_>) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
+    render_paired(&mut out, summary, options);
     out
 }
 
@@ -537,6 +654,55 @@ mod tests {
         assert!(!table.contains("Δm%"), "{table}");
         // without the paper, the columns are every metric of the summary
         assert!(table.contains("| even/accuracy ours | paper | Δ | odd/accuracy ours |"));
+    }
+
+    #[test]
+    fn study_rows_are_paired_with_the_reference_under_the_same_schedule() {
+        let acc = |values: &[f64]| method(&[("even/accuracy", values)]);
+        let summary = Summary {
+            methods: [
+                ("joint".to_string(), acc(&[0.90, 0.92, 0.91])),
+                ("joint[epochs = 50]".to_string(), acc(&[0.95, 0.95, 0.96])),
+                ("mtcool".to_string(), acc(&[0.91, 0.93, 0.92])),
+                ("mtcool[epochs = 50]".to_string(), acc(&[0.94, 0.95, 0.95])),
+                ("mtcool[samples = 4]".to_string(), acc(&[0.90, 0.92, 0.93])),
+            ]
+            .into(),
+            ..summary()
+        };
+        let rows = paired_rows(&summary, &[], "joint");
+        let against: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.method.as_str(), r.reference.as_str()))
+            .collect();
+        assert_eq!(
+            against,
+            [
+                ("mtcool", "joint"),
+                ("mtcool[epochs = 50]", "joint[epochs = 50]"),
+                ("mtcool[samples = 4]", "joint")
+            ]
+        );
+        // mtcool − joint = +0.01 on every seed: sd 0, an interval of one point
+        let d = rows[0].cells[0].unwrap();
+        assert!((d.mean - 0.01).abs() < 1e-12 && d.sd < 1e-12 && d.excludes_zero());
+        let options = TableOptions {
+            paired_reference: Some("joint"),
+            ..TableOptions::new("study")
+        };
+        let table = render(&summary, &options);
+        assert!(
+            table.contains("## Paired differences against `joint`"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| mtcool | joint | 3 | +1.00 ± 0.00 | [+1.00, +1.00] * |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| mtcool[epochs = 50] | joint[epochs = 50] | 3 | -0.67 ± 0.58 |"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use mtcool_train::results::{tracking_dir, RunRecord};
 use mtcool_train::table::{
-    build, describe_runs, format_delta_m, format_ours, format_paper, format_points,
-    higher_is_better, DeltaMCell, Table,
+    build, describe_runs, format_delta_m, format_ours, format_paired, format_paper, format_points,
+    higher_is_better, paired_rows, table_metrics, DeltaMCell, Table,
 };
 use mtcool_train::tracking::HISTORY_CSV;
 
@@ -64,6 +64,9 @@ pub fn render(page_inputs: &ExperimentPage<'_>) -> Result<String> {
     body.push_str(&settings(page_inputs));
     let table = build(summary, &context.table_options());
     body.push_str(&table_html(&table));
+    if let Some(reference) = &context.paired_reference {
+        body.push_str(&paired_html(summary, &context.order, reference));
+    }
     if let Some(regression) = page_inputs.regression {
         body.push_str(&regression_html(regression));
     }
@@ -196,6 +199,57 @@ fn table_html(table: &Table) -> String {
                 );
             }
             None => {}
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+fn paired_html(
+    summary: &mtcool_train::results::Summary,
+    order: &[String],
+    reference: &str,
+) -> String {
+    let rows = paired_rows(summary, order, reference);
+    if rows.is_empty() {
+        return String::new();
+    }
+    let metrics = table_metrics(summary, None);
+    let mut out = format!(
+        "<h2>Paired differences against {0}</h2>\n<p class=\"sub\">Row − reference seed by seed \
+         (the {0} row with the same training keys, else {0}): mean ± sd over the n shared \
+         seeds and the 95 % Student-t interval, in points; * marks an interval that excludes \
+         0.</p>\n<table class=\"paired\">\n<thead><tr><th>Row</th><th>Against</th><th>n</th>",
+        escape(reference)
+    );
+    for m in &metrics {
+        let _ = write!(out, "<th>{0} Δ</th><th>{0} 95 % interval</th>", escape(m));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in rows {
+        let n = row.cells.iter().flatten().map(|d| d.n).max().unwrap_or(0);
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{n}</td>",
+            escape(&row.method),
+            escape(&row.reference)
+        );
+        for (cell, metric) in row.cells.iter().zip(&metrics) {
+            let (mean, interval) = cell
+                .as_ref()
+                .map_or(("–".into(), "–".into()), format_paired);
+            let class = match cell {
+                Some(d) if d.excludes_zero() && (d.mean > 0.0) == higher_is_better(metric) => {
+                    " better"
+                }
+                Some(d) if d.excludes_zero() => " worse",
+                _ => "",
+            };
+            let _ = write!(
+                out,
+                "<td class=\"num\">{mean}</td><td class=\"num{class}\">{interval}</td>"
+            );
         }
         out.push_str("</tr>\n");
     }

@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::ExperimentConfig;
 use crate::error::{Result, TrainError};
-use crate::results::{
-    read_json, render_table, write_atomic, write_json, MethodSummary, RunRecord, Summary,
-};
+use crate::results::{read_json, write_atomic, write_json, MethodSummary, RunRecord, Summary};
 
 /// The file name of an experiment's per-method × metric CSV.
 pub const SUMMARY_CSV: &str = "summary.csv";
@@ -143,13 +141,12 @@ pub fn write_summary(
     };
     let summary_path = exp_dir.join("summary.json");
     write_json(&summary_path, &summary)?;
-    let table = render_table(
-        &summary,
-        &config.paper,
-        &config.methods,
-        &settings,
-        &config.description,
-    );
+    let mut options = crate::table::TableOptions::new(&config.description)
+        .with_paper(&config.paper)
+        .with_order(&config.methods);
+    options.delta_m_baseline = crate::table::default_delta_m_baseline(&config.methods);
+    options.paired_reference = config.study.as_ref().map(|s| s.reference.as_str());
+    let table = crate::table::render(&summary, &options);
     let table_path = exp_dir.join("table.md");
     write_atomic(&table_path, table.as_bytes())?;
     let csv = crate::tracking::summary_csv::render(&summary, Some(&config.paper), &config.methods);
