@@ -38,6 +38,7 @@ use crate::load::ExperimentResults;
 use crate::ReportContext;
 
 pub mod diagnostics;
+pub mod paired;
 pub mod predictions;
 pub mod study;
 pub mod task_weights;
@@ -173,6 +174,9 @@ pub fn write_figures(
     }
     if let Some(figure) = study::StudyFigure::new(results, context) {
         written.extend(write_both(&figure, dir, "parameter_study")?);
+    }
+    if let Some(figure) = paired::PairedFigure::new(results, context) {
+        written.extend(write_both(&figure, dir, "paired_differences")?);
     }
     Ok(written)
 }

@@ -336,6 +336,10 @@ fn caption(stem: &str) -> &str {
         }
         "task_weights" => "Task weights each method applied, mean per epoch.",
         "parameter_study" => "Parameter study of the variant rows.",
+        "paired_differences" => {
+            "Each row minus its reference row, paired by seed: mean and 95 % Student-t \
+             interval; green or red where the interval excludes 0."
+        }
         "predictions" => "Predictions on test images.",
         other => other,
     }
