@@ -23,8 +23,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{OptimError, Result};
 use crate::gradients::{
-    backward_each, backward_through, clip_norm, forward_losses, leaves, loss_values, task_loss,
-    TaskGradients, UpdateGrads,
+    backward_each, backward_through, clip_norm, forward_losses, leaf_tensors, loss_values,
+    representation, task_loss, TaskGradients, UpdateGrads,
 };
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
 use crate::optimizer::{Optimizer, OptimizerConfig};
@@ -175,14 +175,8 @@ impl<A: Aggregator> GradientMethod<A> {
             });
         }
         let view = SliceView::all();
-        let z = model
-            .encode(input, &view)?
-            .ok_or_else(|| OptimError::Config {
-                method: name.into(),
-                problem: "the model does not expose a shared representation".into(),
-            })?;
-        let z_leaves = leaves(&z)?;
-        let z_leaf_tensors: Vec<Tensor> = z_leaves.iter().map(|v| v.as_tensor().clone()).collect();
+        let z = representation(model, input, name)?;
+        let z_leaf_tensors = leaf_tensors(&z)?;
         let mut losses = Vec::with_capacity(batches.len());
         for (task, batch) in batches.iter().enumerate() {
             let logits = model.decode(&z_leaf_tensors, task, &view)?;

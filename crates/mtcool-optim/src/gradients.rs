@@ -214,6 +214,27 @@ impl UpdateGrads {
     }
 }
 
+/// The shared representation of `input` (the encode half of encode-once-decode-per-task), or
+/// an error naming `method` when the model has none.
+pub(crate) fn representation(
+    model: &dyn MultiTaskModel,
+    input: &Tensor,
+    method: &str,
+) -> Result<Vec<Tensor>> {
+    model
+        .encode(input, &SliceView::all())?
+        .ok_or_else(|| OptimError::Config {
+            method: method.into(),
+            problem: "the model does not expose a shared representation".into(),
+        })
+}
+
+/// Leaf copies of a representation ([`leaves`]) as tensors, ready for `decode`: a task's
+/// backward pass from its head then stops there, with the gradient w.r.t. each leaf.
+pub(crate) fn leaf_tensors(z: &[Tensor]) -> Result<Vec<Tensor>> {
+    Ok(leaves(z)?.iter().map(|v| v.as_tensor().clone()).collect())
+}
+
 /// Detached copies of `tensors` as new leaf variables, so that a backward pass from the
 /// heads stops at the representation.
 pub(crate) fn leaves(tensors: &[Tensor]) -> Result<Vec<Var>> {

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregators::graddrop;
 use crate::error::{OptimError, Result};
-use crate::gradients::{backward_through, leaves, loss_values, task_loss, UpdateGrads};
+use crate::gradients::{
+    backward_through, leaf_tensors, loss_values, representation, task_loss, UpdateGrads,
+};
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
 use crate::optimizer::{Optimizer, OptimizerConfig};
 use crate::state::{MethodState, VarNames};
@@ -103,19 +105,12 @@ impl Method for GradDrop {
             let z = match encoded.get(&key) {
                 Some(z) => z.clone(),
                 None => {
-                    let z =
-                        model
-                            .encode(&batch.input, &view)?
-                            .ok_or_else(|| OptimError::Config {
-                                method: "graddrop".into(),
-                                problem: "the model does not expose a shared representation".into(),
-                            })?;
+                    let z = representation(model, &batch.input, "graddrop")?;
                     encoded.insert(key, z.clone());
                     z
                 }
             };
-            let zl = leaves(&z)?;
-            let zl_tensors: Vec<Tensor> = zl.iter().map(|v| v.as_tensor().clone()).collect();
+            let zl_tensors = leaf_tensors(&z)?;
             losses.push(task_loss(&model.decode(&zl_tensors, task, &view)?, batch)?);
             reps.push(z);
             task_leaves.push(zl_tensors);
