@@ -704,12 +704,74 @@ impl Figure for BarFigure {
     }
 }
 
-/// Height of one method's row in the bar chart's y units (integers, so the axis can carry
-/// one labelled tick per method).
+/// Height of one row of a row chart in y units (integers, so the axis can carry one labelled
+/// tick per row).
 const ROW: i32 = 100;
 
+/// The axes of a row chart: one labelled row per entry of `labels`, the first at the top
+/// (row i from the top spans y ∈ [(n − 1 − i)·ROW, (n − i)·ROW), see [`row_y`]).
+struct RowAxes<'a> {
+    caption: &'a str,
+    x_desc: &'a str,
+    x_range: std::ops::Range<f64>,
+    x_format: fn(&f64) -> String,
+    labels: &'a [String],
+    label_width: u32,
+    label_size: u32,
+}
+
+/// A chart of [`RowAxes`].
+type RowChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<
+        plotters::coord::types::RangedCoordf64,
+        plotters::coord::combinators::WithKeyPoints<plotters::coord::types::RangedCoordi32>,
+    >,
+>;
+
+/// The bottom of row `i` (from the top) of `n` rows, in y units.
+fn row_y(i: usize, n: usize) -> i32 {
+    i32::try_from(n - 1 - i).unwrap_or(0) * ROW
+}
+
+/// Builds a row chart on `cell` and draws its axes (no y grid, one label per row).
+fn row_chart<'a, DB: DrawingBackend>(
+    cell: &'a DrawingArea<DB, Shift>,
+    axes: &RowAxes<'_>,
+) -> std::result::Result<RowChart<'a, DB>, String> {
+    let n = i32::try_from(axes.labels.len()).unwrap_or(i32::MAX);
+    let centres: Vec<i32> = (0..n).map(|i| i * ROW + ROW / 2).collect();
+    let mut chart = ChartBuilder::on(cell)
+        .caption(axes.caption, (FAMILY, 16))
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(axes.label_width)
+        .build_cartesian_2d(axes.x_range.clone(), (0..n * ROW).with_key_points(centres))
+        .map_err(text_err)?;
+    let label_of = |y: &i32| {
+        usize::try_from(n - 1 - y.div_euclid(ROW))
+            .ok()
+            .and_then(|i| axes.labels.get(i))
+            .cloned()
+            .unwrap_or_default()
+    };
+    chart
+        .configure_mesh()
+        .x_desc(axes.x_desc)
+        .x_labels(6)
+        .x_label_formatter(&axes.x_format)
+        .y_label_formatter(&label_of)
+        .label_style((FAMILY, axes.label_size))
+        .axis_desc_style((FAMILY, 14))
+        .disable_y_mesh()
+        .max_light_lines(0)
+        .draw()
+        .map_err(text_err)?;
+    Ok(chart)
+}
+
 fn draw_bar_panel<DB: DrawingBackend>(panel: &BarPanel, cell: &DrawingArea<DB, Shift>) -> Drawn {
-    let n = i32::try_from(panel.rows.len()).unwrap_or(i32::MAX);
     let ends = panel.rows.iter().flat_map(|(_, ours, theirs)| {
         let ours = ours.map(|(m, s)| (m - s, m + s));
         let theirs = theirs.map(|(m, s)| (m - s.unwrap_or(0.0), m + s.unwrap_or(0.0)));
@@ -719,42 +781,23 @@ fn draw_bar_panel<DB: DrawingBackend>(panel: &BarPanel, cell: &DrawingArea<DB, S
     let hi = ends.map(|e| e.1).fold(f64::NEG_INFINITY, f64::max);
     let x_range = padded(lo, hi, 0.25, 0.05);
     let base = x_range.start;
-    // method i (table order) in row n − 1 − i, so the first is at the top
-    let centres: Vec<i32> = (0..n).map(|i| i * ROW + ROW / 2).collect();
-    let labels: Vec<String> = panel.rows.iter().rev().map(|r| r.0.clone()).collect();
+    let labels: Vec<String> = panel.rows.iter().map(|r| r.0.clone()).collect();
     let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
-    let label_width = u32::try_from(longest).unwrap_or(20) * 8 + 16;
-    let mut chart = ChartBuilder::on(cell)
-        .caption(&panel.caption, (FAMILY, 16))
-        .margin(10)
-        .x_label_area_size(44)
-        .y_label_area_size(label_width.max(60))
-        .build_cartesian_2d(x_range, (0..n * ROW).with_key_points(centres))
-        .map_err(text_err)?;
-    let label_of = |y: &i32| {
-        usize::try_from(y.div_euclid(ROW))
-            .ok()
-            .and_then(|i| labels.get(i))
-            .cloned()
-            .unwrap_or_default()
+    let axes = RowAxes {
+        caption: &panel.caption,
+        x_desc: &panel.x_desc,
+        x_range,
+        x_format: |x| format!("{x:.2}"),
+        labels: &labels,
+        label_width: (u32::try_from(longest).unwrap_or(20) * 8 + 16).max(60),
+        label_size: 13,
     };
-    chart
-        .configure_mesh()
-        .x_desc(panel.x_desc.as_str())
-        .x_labels(6)
-        .x_label_formatter(&|x| format!("{x:.2}"))
-        .y_label_formatter(&label_of)
-        .label_style((FAMILY, 13))
-        .axis_desc_style((FAMILY, 14))
-        .disable_y_mesh()
-        .max_light_lines(0)
-        .draw()
-        .map_err(text_err)?;
+    let mut chart = row_chart(cell, &axes)?;
     let error_bar = |y: i32, mean: f64, sd: f64| {
         ErrorBar::new_horizontal(y, mean - sd, mean, mean + sd, BLACK.stroke_width(1), 8)
     };
-    for (i, (_, ours, theirs)) in (0..n).rev().zip(&panel.rows) {
-        let row = i * ROW;
+    for (k, (_, ours, theirs)) in panel.rows.iter().enumerate() {
+        let row = row_y(k, panel.rows.len());
         if let Some((mean, sd)) = *ours {
             let (y0, y1) = (row + 52, row + 88);
             chart

@@ -10,12 +10,10 @@ use plotters::prelude::*;
 use mtcool_metrics::PairedDifference;
 use mtcool_train::table::{higher_is_better, paired_rows, table_metrics};
 
-use super::{padded, run_kind, text_err, Drawn, Figure, FAMILY};
+use super::{padded, row_chart, row_y, run_kind, text_err, Drawn, Figure, RowAxes, ROW};
 use crate::load::ExperimentResults;
 use crate::ReportContext;
 
-/// Height of one row in y units (integers, one labelled tick per row).
-const ROW: i32 = 100;
 /// Width of one metric's panel, without the row labels.
 const PANEL: u32 = 420;
 /// Pixels per row.
@@ -94,7 +92,7 @@ impl Figure for PairedFigure {
 impl PairedFigure {
     fn draw_panel<DB: DrawingBackend>(&self, m: usize, cell: &DrawingArea<DB, Shift>) -> Drawn {
         let metric = &self.metrics[m];
-        let n = i32::try_from(self.rows.len()).unwrap_or(i32::MAX);
+        let n = self.rows.len();
         let points = |d: &PairedDifference| {
             let (lo, hi) = if d.low.is_nan() {
                 (d.mean, d.mean)
@@ -110,42 +108,25 @@ impl PairedFigure {
             .collect();
         let lo = cells.iter().flatten().map(|c| c.0).fold(0.0, f64::min);
         let hi = cells.iter().flatten().map(|c| c.2).fold(0.0, f64::max);
-        let centres: Vec<i32> = (0..n).map(|i| i * ROW + ROW / 2).collect();
-        let labels: Vec<String> = self.rows.iter().rev().map(|r| r.0.clone()).collect();
-        let label_of = |y: &i32| {
-            usize::try_from(y.div_euclid(ROW))
-                .ok()
-                .and_then(|i| labels.get(i))
-                .cloned()
-                .unwrap_or_default()
+        let labels: Vec<String> = self.rows.iter().map(|r| r.0.clone()).collect();
+        let axes = RowAxes {
+            caption: metric,
+            x_desc: "difference (points)",
+            x_range: padded(lo, hi, 0.1, 0.05),
+            x_format: |x| format!("{x:+.2}"),
+            labels: &labels,
+            label_width: self.label_width(),
+            label_size: 12,
         };
-        let mut chart = ChartBuilder::on(cell)
-            .caption(metric, (FAMILY, 16))
-            .margin(10)
-            .x_label_area_size(44)
-            .y_label_area_size(self.label_width())
-            .build_cartesian_2d(
-                padded(lo, hi, 0.1, 0.05),
-                (0..n * ROW).with_key_points(centres),
-            )
-            .map_err(text_err)?;
+        let mut chart = row_chart(cell, &axes)?;
         chart
-            .configure_mesh()
-            .x_desc("difference (points)")
-            .x_labels(6)
-            .x_label_formatter(&|x| format!("{x:+.2}"))
-            .y_label_formatter(&label_of)
-            .label_style((FAMILY, 12))
-            .axis_desc_style((FAMILY, 14))
-            .disable_y_mesh()
-            .max_light_lines(0)
-            .draw()
-            .map_err(text_err)?;
-        chart
-            .draw_series(LineSeries::new([(0.0, 0), (0.0, n * ROW)], BLACK.mix(0.6)))
+            .draw_series(LineSeries::new(
+                [(0.0, 0), (0.0, row_y(0, n) + ROW)],
+                BLACK.mix(0.6),
+            ))
             .map_err(text_err)?;
         let up = higher_is_better(metric);
-        for (i, (cell, (_, diffs))) in (0..n).rev().zip(cells.iter().zip(&self.rows)) {
+        for (k, (cell, (_, diffs))) in cells.iter().zip(&self.rows).enumerate() {
             let (Some((lo, mean, hi)), Some(Some(d))) = (cell, diffs.get(m)) else {
                 continue;
             };
@@ -154,7 +135,7 @@ impl PairedFigure {
                 true => WORSE,
                 false => NEITHER,
             };
-            let y = i * ROW + ROW / 2;
+            let y = row_y(k, n) + ROW / 2;
             chart
                 .draw_series([ErrorBar::new_horizontal(
                     y,
