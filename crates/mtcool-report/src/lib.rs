@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use mtcool_train::config::PaperTable;
 use mtcool_train::results::write_atomic;
-use mtcool_train::table::{default_delta_m_baseline, render, TableOptions};
+use mtcool_train::table::{render, TableOptions};
 use mtcool_train::ExperimentConfig;
 
 pub use error::{ReportError, Result};
@@ -65,14 +65,15 @@ impl ReportContext {
     /// `independent` (one network per task: the single-task reference of Δm) is used when the
     /// config's method list has it.
     pub fn from_config(config: &ExperimentConfig) -> Self {
+        let table = TableOptions::from_config(config);
         Self {
-            title: config.description.clone(),
-            paper: Some(config.paper.clone()),
-            order: config.methods.clone(),
-            delta_m_baseline: default_delta_m_baseline(&config.methods).map(str::to_string),
+            title: table.title.to_string(),
+            paper: table.paper.cloned(),
+            order: table.order.to_vec(),
+            delta_m_baseline: table.delta_m_baseline.map(str::to_string),
             image_to_image: config.data.is_image_to_image(),
             data_dir: None,
-            paired_reference: config.study.as_ref().map(|s| s.reference.clone()),
+            paired_reference: table.paired_reference.map(str::to_string),
             baselines_dir: None,
         }
     }

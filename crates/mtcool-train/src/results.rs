@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{PaperTable, RunSettings};
 use crate::error::{Result, TrainError};
 
 /// Metric values by key `<task>/<metric>`, fractions in [0, 1] (or losses).
@@ -231,26 +230,6 @@ pub fn fingerprint(parts: &[&str]) -> String {
         }
     }
     format!("{hash:016x}")
-}
-
-/// Renders `table.md`: ours (mean ± sd over runs) next to the paper's numbers and the
-/// difference, in percent, and Δm% against `independent` when the method list has it.
-///
-/// Kept for the grid and older callers; the renderer is [`crate::table::render`]. `settings`
-/// is no longer read: the header describes the runs of `summary` itself, which may merge
-/// methods trained at different times.
-pub fn render_table(
-    summary: &Summary,
-    paper: &PaperTable,
-    order: &[String],
-    _settings: &RunSettings,
-    title: &str,
-) -> String {
-    let mut options = crate::table::TableOptions::new(title)
-        .with_paper(paper)
-        .with_order(order);
-    options.delta_m_baseline = crate::table::default_delta_m_baseline(order);
-    crate::table::render(summary, &options)
 }
 
 #[cfg(test)]

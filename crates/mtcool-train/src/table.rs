@@ -70,6 +70,18 @@ impl<'a> TableOptions<'a> {
         }
     }
 
+    /// The options an experiment config implies: its description, paper numbers and method
+    /// order, Δm% against `independent` when it runs it, and its `[study]` reference.
+    pub fn from_config(config: &'a crate::ExperimentConfig) -> Self {
+        Self {
+            title: &config.description,
+            paper: Some(&config.paper),
+            order: &config.methods,
+            delta_m_baseline: default_delta_m_baseline(&config.methods),
+            paired_reference: config.study.as_ref().map(|s| s.reference.as_str()),
+        }
+    }
+
     /// Sets the paper's numbers.
     pub fn with_paper(mut self, paper: &'a PaperTable) -> Self {
         self.paper = Some(paper);

@@ -141,12 +141,7 @@ pub fn write_summary(
     };
     let summary_path = exp_dir.join("summary.json");
     write_json(&summary_path, &summary)?;
-    let mut options = crate::table::TableOptions::new(&config.description)
-        .with_paper(&config.paper)
-        .with_order(&config.methods);
-    options.delta_m_baseline = crate::table::default_delta_m_baseline(&config.methods);
-    options.paired_reference = config.study.as_ref().map(|s| s.reference.as_str());
-    let table = crate::table::render(&summary, &options);
+    let table = crate::table::render(&summary, &crate::table::TableOptions::from_config(config));
     let table_path = exp_dir.join("table.md");
     write_atomic(&table_path, table.as_bytes())?;
     let csv = crate::tracking::summary_csv::render(&summary, Some(&config.paper), &config.methods);
