@@ -6,11 +6,12 @@
 //!
 //! - [`Joint`]: Σ_t L_t (the Joint baseline; on an independent model, the Independent one);
 //! - [`MtCool`]: MT-COOL and its ablations (w/o Reg, Vanilla);
-//! - [`baselines`]: the loss weightings ([`WeightedLoss`]: fixed, uncertainty, DWA, FAMO, RLW,
+//! - [`methods`]: one file per baseline method: the loss weightings ([`WeightedLoss`]: fixed, uncertainty, DWA, FAMO, RLW,
 //!   GLS, STCH; one backward pass) and the gradient aggregators ([`GradientMethod`]: MGDA,
 //!   PCGrad, CAGrad, IMTL, Nash-MTL, Aligned-MTL, UPGrad, DualProj, FairGrad, ConFIG, GradVac;
 //!   one backward pass per task), plus GradDrop;
-//! - [`aggregators`]: their maths as pure functions of the task-gradient Gramian;
+//! - [`aggregators`]: their maths as pure functions of the task-gradient Gramian (each
+//!   re-exported from its method's file);
 //! - [`Optimizer`]: SGD with momentum and weight decay, or Adam; [`LrSchedule`] scales its
 //!   rate per epoch.
 //!
@@ -18,9 +19,10 @@
 //!
 //! # Adding a method
 //!
-//! 1. Its file, `baselines/<name>.rs`: its config (serde, `Default` = the authors' setting), its
-//!    [`Aggregator`] or [`Weighting`], with unit tests; maths worth testing alone as a pure
-//!    function of the Gramian or the losses in `aggregators/<name>.rs`.
+//! 1. Its file, `methods/<name>.rs` (and a `pub mod` line in `methods/mod.rs`): its config
+//!    (serde, `Default` = the authors' setting), its rule as a pure function of the Gramian
+//!    or the losses, its [`Aggregator`] or [`Weighting`], and unit tests beside them. A
+//!    Gramian rule is also re-exported in `aggregators/mod.rs`.
 //! 2. One line in the [`registry`]: variant, name, sharing, whether it needs per-task
 //!    gradients, its config field and type, and how to build it. [`MethodKind`] (with `ALL`
 //!    and parsing), [`BaselineConfig`] (`[baselines.<name>]`), [`build`], grid-row variants
@@ -34,13 +36,13 @@
 
 pub mod adam;
 pub mod aggregators;
-pub mod baselines;
 pub mod error;
 pub mod gradient_method;
 mod gradients;
 pub mod joint;
 pub mod loss;
 pub mod method;
+pub mod methods;
 pub mod mtcool;
 pub mod optimizer;
 pub mod registry;
@@ -50,13 +52,13 @@ pub mod state;
 pub mod weighting_method;
 
 pub use adam::AdamConfig;
-pub use baselines::BaselineConfig;
 pub use error::{OptimError, Result};
 pub use gradient_method::{Aggregator, Combination, GradientMethod, Space};
 pub use joint::Joint;
 pub use method::{Method, MethodKind, StepReport, TaskBatch};
 pub use mtcool::{Alternation, MtCool, MtCoolConfig, NoiseScale, Variant};
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
+pub use registry::BaselineConfig;
 pub use schedule::LrSchedule;
 pub use sgd::SgdConfig;
 pub use state::{MethodState, VarNames};

@@ -13,11 +13,11 @@
 use mtcool_models::{MultiTaskModel, Sharing};
 use serde::{Deserialize, Serialize};
 
-use crate::baselines::*;
 use crate::error::Result;
 use crate::gradient_method::GradientMethod;
 use crate::joint::Joint;
 use crate::method::Method;
+use crate::methods::*;
 use crate::mtcool::{MtCool, MtCoolConfig, Variant};
 use crate::weighting_method::WeightedLoss;
 use crate::MethodOptions;
@@ -239,7 +239,7 @@ registry! {
         AlignedMtl = "aligned-mtl", Shared, grads = true, aligned_mtl: aligned::AlignedConfig,
             |m, c, o| aggregator(aligned::AlignedMtl::new(c, m.num_tasks())?, m, o);
         /// Fast adaptive multitask optimisation (Liu et al., 2023).
-        Famo = "famo", Shared, grads = false, famo: crate::aggregators::famo::FamoConfig,
+        Famo = "famo", Shared, grads = false, famo: famo::FamoConfig,
             |m, c, o| weighting(famo::Famo::new(c, m.num_tasks()), m, o);
         /// Unconflicting projection of gradients (Quinton & Rey, 2024).
         UpGrad = "upgrad", Shared, grads = true, upgrad: upgrad::DualConeConfig,

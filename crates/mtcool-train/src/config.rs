@@ -1240,7 +1240,7 @@ epochs = 3
         assert_eq!(uw.optimizer, OptimizerKind::Adam);
         assert_eq!(
             uw.baselines.uncertainty.form,
-            mtcool_optim::baselines::uncertainty::UncertaintyForm::Libmtl
+            mtcool_optim::methods::uncertainty::UncertaintyForm::Libmtl
         );
     }
 

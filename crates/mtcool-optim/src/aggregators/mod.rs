@@ -1,5 +1,9 @@
 //! Pure functions from task-gradient Gramians (or small per-task statistics) to update weights.
 //!
+//! Each rule lives in its method's file under [`crate::methods`] and is re-exported here, so
+//! `aggregators::<name>::…` names the maths without the training step; the shared checks
+//! ([`check_gramian`]) and test helpers live here.
+//!
 //! The gradient-based baselines all output a linear combination of the task gradients
 //! g_1, …, g_K (the rows of the K×d matrix G over the shared parameters). So each of them is
 //! written here as a map from the K×K Gramian M = G Gᵀ (plus a few scalars) to a weight vector
@@ -28,23 +32,12 @@
 //! [`OptimError::Aggregator`](crate::error::OptimError::Aggregator); none of them panics on
 //! NaN, infinity or empty input.
 
-pub mod aligned;
-pub mod cagrad;
-pub mod con_fig;
-pub mod dual_cone;
-pub mod dualproj;
-pub mod dwa;
-pub mod fairgrad;
-pub mod famo;
-pub mod graddrop;
-pub mod gradvac;
-pub mod imtl;
-pub mod mgda;
-pub mod nash;
-pub mod pcgrad;
-pub mod upgrad;
+pub use crate::methods::{
+    aligned, cagrad, con_fig, dual_cone, dualproj, dwa, fairgrad, famo, graddrop, gradvac, imtl,
+    mgda, nash, pcgrad, upgrad,
+};
 
-pub use famo::{Famo, FamoConfig};
+pub use famo::{FamoConfig, FamoState};
 pub use mgda::GradNormalization;
 
 use nalgebra::{DMatrix, DVector};

@@ -16,7 +16,7 @@
 
 use nalgebra::{DMatrix, DVector};
 
-use super::{check_gramian, fail, symmetric_part};
+use crate::aggregators::{check_gramian, fail, symmetric_part};
 use crate::error::Result;
 
 /// Task counts up to which the projection is solved exactly by support enumeration.

@@ -1,3 +1,8 @@
+//! `con-fig` (Liu, Chen & Thuerey 2024): the rule below; heads get their plain
+//! gradients. No options.
+//!
+//! # The rule
+//!
 //! ConFIG, conflict-free inverse gradients (Liu, Chen & Thuerey, ICLR 2025 / arXiv 2024;
 //! tum-pbs/ConFIG and torchjd's `ConFIG`): with unit gradients û_i = g_i/‖g_i‖, the direction
 //! g_u = Ûᵀ (Û Ûᵀ)⁺ 1 has an equal, positive projection on every û_i; the update is
@@ -8,9 +13,32 @@
 //! vector 0 (torchjd's `nan_to_num`) and weight 0.
 
 use nalgebra::{DMatrix, DVector};
+use rand_chacha::ChaCha8Rng;
 
-use super::{check_gramian, symmetric_part};
+use crate::aggregators::{check_gramian, symmetric_part};
 use crate::error::Result;
+use crate::gradient_method::{Aggregator, Combination};
+
+/// ConFIG.
+#[derive(Debug, Default)]
+pub struct ConFig;
+
+impl Aggregator for ConFig {
+    fn name(&self) -> &'static str {
+        "con-fig"
+    }
+
+    fn combine(
+        &mut self,
+        gramian: &DMatrix<f64>,
+        _losses: &[f64],
+        _rng: &mut ChaCha8Rng,
+    ) -> Result<Combination> {
+        Ok(Combination::shared(
+            weights(gramian)?.iter().copied().collect(),
+        ))
+    }
+}
 
 const METHOD: &str = "con-fig";
 
@@ -35,7 +63,7 @@ pub fn weights(gram: &DMatrix<f64>) -> Result<DVector<f64>> {
     let c = unit_gram
         .clone()
         .pseudo_inverse(1e-12 * unit_gram.amax())
-        .map_err(|e| super::fail(METHOD, e))?
+        .map_err(|e| crate::aggregators::fail(METHOD, e))?
         * ones;
     let a = c.component_mul(&inverse_norm);
     let squared = a.dot(&(&g * &a));

@@ -1,17 +1,71 @@
-//! FAMO, Fast Adaptive Multitask Optimization (Liu et al., NeurIPS 2023): loss weights from
-//! softmax logits ξ that an Adam step adapts after every training step.
+//! `famo`: Fast Adaptive Multitask Optimization (Liu et al., NeurIPS 2023). The step
+//! follows the gradient of Σ_i z_i log L_i (z = softmax(ξ)), rescaled; after the update the
+//! same batches' new losses drive one Adam step on the logits ξ. That costs one extra
+//! forward pass per step, as in the authors' code.
+//!
+//! # The rule
 //!
 //! Following Cranial-XIX/FAMO `famo.py`: with z = softmax(ξ) and
 //! D_i = L_i − L_i^min + `min_loss`, the training step minimises Σ_i (z_i / c) log D_i with
 //! c = Σ_i z_i / D_i held constant, whose gradient is Σ_i w_i ∇L_i with
-//! w_i = (z_i / D_i) / Σ_j (z_j / D_j) ([`Famo::loss_weights`]). After the step, with the
+//! w_i = (z_i / D_i) / Σ_j (z_j / D_j) ([`FamoState::loss_weights`]). After the step, with the
 //! new losses L', δ_i = log D_i − log D'_i and ξ takes one Adam step on the gradient of
-//! Σ_i z_i δ_i w.r.t. ξ, i.e. J_softmaxᵀ δ with J = diag(z) − z zᵀ ([`Famo::update`]).
+//! Σ_i z_i δ_i w.r.t. ξ, i.e. J_softmaxᵀ δ with J = diag(z) − z zᵀ ([`FamoState::update`]).
 
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::fail;
+use crate::aggregators::fail;
 use crate::error::Result;
+use crate::state::{from_memory, to_memory};
+use crate::weighting_method::{weighted_sum, Weighting};
+
+/// FAMO.
+#[derive(Debug)]
+pub struct Famo {
+    state: FamoState,
+}
+
+impl Famo {
+    /// Uniform task logits.
+    pub fn new(config: &FamoConfig, tasks: usize) -> Self {
+        Self {
+            state: FamoState::new(tasks, config.clone()),
+        }
+    }
+}
+
+impl Weighting for Famo {
+    fn name(&self) -> &'static str {
+        "famo"
+    }
+
+    fn objective(&mut self, losses: &[Tensor], values: &[f64]) -> Result<Tensor> {
+        let weights = self.state.loss_weights(values);
+        weighted_sum(losses, &weights)
+    }
+
+    fn applied_weights(&self, values: &[f64]) -> Result<Vec<f64>> {
+        Ok(self.state.loss_weights(values))
+    }
+
+    fn wants_losses_after_step(&self) -> bool {
+        true
+    }
+
+    fn after_step(&mut self, before: &[f64], after: &[f64]) -> Result<()> {
+        self.state.update(before, after)
+    }
+
+    fn memory(&self) -> Result<serde_json::Value> {
+        to_memory(&self.state.memory())
+    }
+
+    fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
+        self.state.restore_memory(from_memory(memory)?);
+        Ok(())
+    }
+}
 
 const METHOD: &str = "famo";
 
@@ -47,7 +101,7 @@ impl Default for FamoConfig {
 
 /// FAMO's state: the logits ξ, the per-task minimum losses L^min and Adam's moments.
 #[derive(Debug, Clone)]
-pub struct Famo {
+pub struct FamoState {
     config: FamoConfig,
     logits: Vec<f64>,
     min_losses: Vec<f64>,
@@ -59,7 +113,7 @@ pub struct Famo {
 /// What FAMO learns during training: ξ, L^min, Adam's moments and step count.
 pub type FamoMemory = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, i32);
 
-impl Famo {
+impl FamoState {
     /// Its learned state, for resuming a run.
     pub fn memory(&self) -> FamoMemory {
         (
@@ -71,7 +125,7 @@ impl Famo {
         )
     }
 
-    /// Restores what [`Famo::memory`] gave.
+    /// Restores what [`FamoState::memory`] gave.
     pub fn restore_memory(&mut self, memory: FamoMemory) {
         (
             self.logits,
@@ -225,7 +279,7 @@ mod tests {
         // Constants from a float64 numpy replay of Cranial-XIX/FAMO `famo.py`
         // (`get_weighted_loss`, `update` through the softmax Jacobian, `torch.optim.Adam`
         // with lr 0.025, weight_decay 1e-3, betas 0.9/0.999, eps 1e-8; offset 1e-8).
-        let mut famo = Famo::new(3, FamoConfig::default());
+        let mut famo = FamoState::new(3, FamoConfig::default());
         let l0 = [1.0, 2.0, 0.5];
         let l1 = [0.8, 1.9, 0.45];
         let l2 = [0.7, 1.88, 0.3];
@@ -282,7 +336,7 @@ mod tests {
     #[test]
     fn weights_reproduce_the_log_objective_gradient() {
         // ∂/∂L_i of Σ z_i log D_i / c equals z_i / (c D_i) = w_i.
-        let mut famo = Famo::new(2, FamoConfig::default());
+        let mut famo = FamoState::new(2, FamoConfig::default());
         famo.logits = vec![0.3, -0.2];
         let z = famo.task_weights();
         let losses = [0.7, 1.3];
@@ -307,7 +361,7 @@ mod tests {
 
     #[test]
     fn nan_losses_are_not_hidden() {
-        let famo = Famo::new(2, FamoConfig::default());
+        let famo = FamoState::new(2, FamoConfig::default());
         assert!(famo
             .loss_weights(&[f64::NAN, 1.0])
             .iter()
@@ -318,7 +372,7 @@ mod tests {
     fn config_and_guards() {
         let c = FamoConfig::default();
         assert_eq!((c.lr, c.weight_decay, c.min_loss), (0.025, 1e-3, 1e-8));
-        let mut famo = Famo::new(2, c);
+        let mut famo = FamoState::new(2, c);
         let short = famo.update(&[1.0], &[1.0, 2.0]).unwrap_err().to_string();
         assert!(
             short.contains("1 losses before the step for 2 tasks"),

@@ -1,10 +1,12 @@
+//! `dualproj` (its adapter is [`crate::methods::upgrad::DualCone`]).
+//!
 //! DualProj (Quinton & Rey 2024; torchjd's `DualProj` with the mean preference): the mean
 //! gradient projected onto the dual cone of the task gradients, w = argmin_{v ≥ 1/K} vᵀ G v
-//! ([`super::dual_cone::project`]). Like UPGrad it never conflicts with a task (Gw ≥ 0).
+//! ([`crate::aggregators::dual_cone::project`]). Like UPGrad it never conflicts with a task (Gw ≥ 0).
 
 use nalgebra::{DMatrix, DVector};
 
-use super::{check_gramian, dual_cone};
+use crate::aggregators::{check_gramian, dual_cone};
 use crate::error::Result;
 
 const METHOD: &str = "dualproj";

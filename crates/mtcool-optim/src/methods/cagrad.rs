@@ -1,5 +1,8 @@
-//! CAGrad (Liu et al., NeurIPS 2021): the update that maximises the worst task improvement
-//! within a ball of radius c‖g_0‖ around the mean gradient g_0.
+//! `cagrad` (Liu et al., NeurIPS 2021): conflict-averse gradient descent. The update
+//! maximises the worst task's improvement within a ball of radius c‖g_0‖ around the mean
+//! gradient g_0; heads get their plain gradients.
+//!
+//! # The rule
 //!
 //! With g_w = Σ_i w_i g_i and b = (1/K, …, 1/K), the dual problem is
 //! min over the simplex of F(w) = g_w·g_0 + √φ ‖g_w‖ = wᵀ M b + √φ √(wᵀ M w),
@@ -12,9 +15,68 @@
 //! rounding-level accuracy.
 
 use nalgebra::{DMatrix, DVector};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use super::{check_gramian, fail, quad};
-use crate::error::Result;
+use crate::aggregators::{check_gramian, fail, quad};
+use crate::error::{OptimError, Result};
+use crate::gradient_method::{Aggregator, Combination};
+
+/// Options of `cagrad`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CagradConfig {
+    /// The radius c (0 gives the mean gradient).
+    pub c: f64,
+    /// Divide the update by 1 + c² (the reference's `rescale = 1`).
+    pub rescale: bool,
+}
+
+impl Default for CagradConfig {
+    fn default() -> Self {
+        Self {
+            c: 0.4,
+            rescale: true,
+        }
+    }
+}
+
+/// CAGrad.
+#[derive(Debug)]
+pub struct CaGrad {
+    config: CagradConfig,
+}
+
+impl CaGrad {
+    /// CAGrad with `config`.
+    pub fn new(config: &CagradConfig) -> Result<Self> {
+        if !config.c.is_finite() || config.c < 0.0 {
+            return Err(OptimError::Config {
+                method: "cagrad".into(),
+                problem: format!("c must be finite and ≥ 0, got {}", config.c),
+            });
+        }
+        Ok(Self {
+            config: config.clone(),
+        })
+    }
+}
+
+impl Aggregator for CaGrad {
+    fn name(&self) -> &'static str {
+        "cagrad"
+    }
+
+    fn combine(
+        &mut self,
+        gramian: &DMatrix<f64>,
+        _losses: &[f64],
+        _rng: &mut ChaCha8Rng,
+    ) -> Result<Combination> {
+        let alpha = weights(gramian, self.config.c, self.config.rescale)?;
+        Ok(Combination::shared(alpha.iter().copied().collect()))
+    }
+}
 
 const METHOD: &str = "cagrad";
 
@@ -293,9 +355,10 @@ fn project_simplex(v: &DVector<f64>) -> DVector<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{gram, random_g};
     use super::*;
     use nalgebra::RowDVector;
+
+    use crate::aggregators::testing::{gram, random_g};
 
     /// d = Σ α_j g_j as an explicit vector.
     fn direction(g: &DMatrix<f64>, alpha: &DVector<f64>) -> RowDVector<f64> {

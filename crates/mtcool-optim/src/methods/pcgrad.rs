@@ -1,5 +1,8 @@
-//! PCGrad (Yu et al., NeurIPS 2020): project each task gradient off the gradients it
-//! conflicts with, then sum.
+//! `pcgrad` (Yu et al., NeurIPS 2020): each task gradient is projected off the original
+//! gradients it conflicts with, visiting the other tasks in a fresh random order (from the
+//! run's RNG) every step; the update is the sum of the projected gradients.
+//!
+//! # The rule
 //!
 //! Each projected g_i^PC is a linear combination Σ_k C_ik g_k of the original rows, tracked
 //! by its coefficient row C_i (starting at e_i), so every dot product comes from the Gramian:
@@ -8,9 +11,31 @@
 use nalgebra::{DMatrix, DVector};
 use rand::seq::SliceRandom;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 
-use super::check_gramian;
+use crate::aggregators::check_gramian;
 use crate::error::Result;
+use crate::gradient_method::{Aggregator, Combination};
+
+/// PCGrad.
+#[derive(Debug, Default)]
+pub struct PcGrad;
+
+impl Aggregator for PcGrad {
+    fn name(&self) -> &'static str {
+        "pcgrad"
+    }
+
+    fn combine(
+        &mut self,
+        gramian: &DMatrix<f64>,
+        _losses: &[f64],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Combination> {
+        let alpha = weights(gramian, rng)?;
+        Ok(Combination::shared(alpha.iter().copied().collect()))
+    }
+}
 
 const METHOD: &str = "pcgrad";
 
@@ -45,10 +70,11 @@ pub fn weights<R: Rng + ?Sized>(gram: &DMatrix<f64>, rng: &mut R) -> Result<DVec
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{gram, random_g};
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    use crate::aggregators::testing::{gram, random_g};
 
     fn rng(seed: u64) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(seed)

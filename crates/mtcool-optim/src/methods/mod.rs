@@ -1,18 +1,24 @@
-//! The baselines MT-COOL is compared with, each a small file on one of two skeletons:
+//! Every method but Joint and MT-COOL, one file each: its serde config (whose `Default` is
+//! the authors' setting), its rule as pure `f64` maths on the task-gradient Gramian or the
+//! losses (unit-tested alone), and its adapter to the training step, one of two skeletons:
 //!
 //! - loss weightings ([`crate::weighting_method::Weighting`], one backward pass):
 //!   [`fixed`], [`uncertainty`], [`dwa`], [`famo`], [`rlw`], [`gls`], [`stch`];
 //! - gradient aggregators ([`crate::gradient_method::Aggregator`], one backward pass per
 //!   task): [`mgda`], [`pcgrad`], [`cagrad`], [`imtl`], [`nash`], [`aligned`], [`upgrad`]
-//!   (UPGrad and DualProj), [`fairgrad`], [`con_fig`], [`gradvac`];
+//!   (whose adapter also serves [`dualproj`]; both project onto the cone of [`dual_cone`]),
+//!   [`fairgrad`], [`con_fig`], [`gradvac`];
 //! - [`graddrop`], which masks the gradient w.r.t. the shared representation element-wise.
 //!
-//! The update rules and defaults follow `docs/baselines.md`; the maths lives in
-//! [`crate::aggregators`] as pure functions.
+//! Each is listed once in the [`registry`](crate::registry). The pure rules are also
+//! reachable as [`crate::aggregators`]`::<name>`; the update rules and defaults follow
+//! `docs/baselines.md`.
 
 pub mod aligned;
 pub mod cagrad;
 pub mod con_fig;
+pub mod dual_cone;
+pub mod dualproj;
 pub mod dwa;
 pub mod fairgrad;
 pub mod famo;
@@ -28,8 +34,6 @@ pub mod rlw;
 pub mod stch;
 pub mod uncertainty;
 pub mod upgrad;
-
-pub use crate::registry::BaselineConfig;
 
 /// The device of a model's parameters.
 pub(crate) fn model_device(model: &dyn mtcool_models::MultiTaskModel) -> candle_core::Device {

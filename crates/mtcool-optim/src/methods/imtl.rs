@@ -1,15 +1,106 @@
-//! IMTL-G (Liu et al., ICLR 2021): the combination of task gradients whose projections onto
-//! every task's unit gradient are equal.
+//! `imtl` (Liu et al., ICLR 2021): impartial multi-task learning. IMTL-L scales each loss
+//! as e^{s_i} L_i − s_i with learned s_i; IMTL-G combines the task gradients so that the
+//! update has equal projections onto every task's unit gradient. `hybrid` (default) is both.
+//!
+//! # The rule
 //!
 //! With n_i = ‖g_i‖ = √M_ii and u_i = g_i/n_i, the rows D_i = g_1 − g_{i+1} and
 //! U_i = u_1 − u_{i+1} (i = 1..K−1) give α_{2:K} = g_1 Uᵀ (D Uᵀ)⁻¹, α_1 = 1 − Σ α_{2:K}
 //! (LibMTL `weighting/IMTL.py`). Every product is a Gramian entry:
 //! (g_1 Uᵀ)_j = M_11/n_1 − M_{1,j}/n_j and (D Uᵀ)_{ij} = (M_11 − M_{i,1})/n_1 − (M_{1,j} − M_{i,j})/n_j.
 
+use candle_core::{DType, Device, Tensor, Var};
 use nalgebra::{DMatrix, DVector};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use super::{check_gramian, fail};
+use crate::aggregators::{check_gramian, fail};
 use crate::error::Result;
+use crate::gradient_method::{Aggregator, Combination};
+
+/// Which parts of IMTL are on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImtlMode {
+    /// IMTL-L and IMTL-G.
+    #[default]
+    Hybrid,
+    /// IMTL-G only.
+    Gradient,
+    /// IMTL-L only (the shared update is then the plain sum).
+    Loss,
+}
+
+/// Options of `imtl`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImtlConfig {
+    /// Which parts are on.
+    pub mode: ImtlMode,
+}
+
+/// IMTL.
+#[derive(Debug)]
+pub struct Imtl {
+    mode: ImtlMode,
+    scales: Vec<Var>,
+}
+
+impl Imtl {
+    /// IMTL for `tasks` tasks; the loss scales s_i start at 0 on `device`.
+    pub fn new(config: &ImtlConfig, tasks: usize, device: &Device) -> Result<Self> {
+        let scales = match config.mode {
+            ImtlMode::Gradient => Vec::new(),
+            ImtlMode::Hybrid | ImtlMode::Loss => (0..tasks)
+                .map(|_| Var::zeros((), DType::F32, device))
+                .collect::<candle_core::Result<_>>()?,
+        };
+        Ok(Self {
+            mode: config.mode,
+            scales,
+        })
+    }
+}
+
+impl Aggregator for Imtl {
+    fn name(&self) -> &'static str {
+        "imtl"
+    }
+
+    fn extra_vars(&self) -> Vec<Var> {
+        self.scales.clone()
+    }
+
+    fn scale_losses(&self, losses: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        if self.scales.is_empty() {
+            return Ok(losses);
+        }
+        losses
+            .into_iter()
+            .zip(&self.scales)
+            .map(|(l, s)| {
+                let s = s.as_tensor();
+                Ok(((s.exp()? * l)? - s)?)
+            })
+            .collect()
+    }
+
+    fn combine(
+        &mut self,
+        gramian: &DMatrix<f64>,
+        _losses: &[f64],
+        _rng: &mut ChaCha8Rng,
+    ) -> Result<Combination> {
+        let k = gramian.nrows();
+        let alpha = match self.mode {
+            ImtlMode::Loss => vec![1.0; k],
+            ImtlMode::Hybrid | ImtlMode::Gradient => {
+                gradient_weights(gramian)?.iter().copied().collect()
+            }
+        };
+        Ok(Combination::shared(alpha))
+    }
+}
 
 const METHOD: &str = "imtl";
 
@@ -19,7 +110,7 @@ const SINGULAR_RCOND: f64 = 1e-12;
 
 /// IMTL-G's weights: d = Σ_j alpha_j g_j has d·u_i equal for every task i, and Σ alpha = 1.
 ///
-/// K = 1 gives [1]. Fails (rather than silently falling back to the mean) when a task
+/// K = 1 gives \[1\]. Fails (rather than silently falling back to the mean) when a task
 /// gradient is zero (u_i undefined; LibMTL divides by zero) or when D Uᵀ is singular, e.g.
 /// two identical or parallel task gradients or K > rank(G) + 1; the caller decides what to do
 /// with such a step.
@@ -73,8 +164,8 @@ pub fn gradient_weights(gram: &DMatrix<f64>) -> Result<DVector<f64>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{gram, random_g};
     use super::*;
+    use crate::aggregators::testing::{gram, random_g};
 
     #[test]
     fn equal_projections_on_unit_gradients() {

@@ -1,3 +1,9 @@
+//! `gradvac` (Wang et al., ICLR 2021): the rule below over the whole shared
+//! encoder (LibMTL's `GradVac_group_type = 0`), its target cosines kept across steps (and in
+//! resume files); heads get their plain gradients.
+//!
+//! # The rule
+//!
 //! Gradient Vaccine (Wang, Tsvetkov, Firat & Cao, ICLR 2021; LibMTL `weighting/GradVac.py`,
 //! whole-model grouping): like PCGrad, but each pair (i, j) keeps a target cosine φ̂_ij, an
 //! exponential moving average of the observed cosines, and g_i^PC is moved towards g_j
@@ -8,16 +14,89 @@
 //! φ̂_ij ← (1 − β) φ̂_ij + β φ_ij
 //! ```
 //!
-//! with φ_ij = cos(g_i^PC, g_j) measured before the change. As in [`super::pcgrad`], each
+//! with φ_ij = cos(g_i^PC, g_j) measured before the change. As in [`crate::aggregators::pcgrad`], each
 //! g_i^PC is tracked as coefficients on the original gradients, so only the Gramian is needed;
 //! the update is Σ_i g_i^PC. The targets start at 0, so the first steps act like PCGrad.
 
 use nalgebra::{DMatrix, DVector};
 use rand::seq::SliceRandom;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use super::{check_gramian, fail};
+use crate::aggregators::{check_gramian, fail};
 use crate::error::Result;
+use crate::gradient_method::{Aggregator, Combination};
+use crate::state::{from_memory, to_memory};
+
+/// Options of `gradvac`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GradVacConfig {
+    /// β, the rate of the targets' moving average (the paper's 0.01; LibMTL's default 0.5).
+    pub beta: f64,
+}
+
+impl Default for GradVacConfig {
+    fn default() -> Self {
+        Self { beta: 0.01 }
+    }
+}
+
+/// Gradient Vaccine.
+#[derive(Debug)]
+pub struct GradVac {
+    beta: f64,
+    targets: DMatrix<f64>,
+}
+
+impl GradVac {
+    /// Targets at 0 for `tasks` tasks.
+    pub fn new(config: &GradVacConfig, tasks: usize) -> Result<Self> {
+        if !(0.0..=1.0).contains(&config.beta) {
+            return Err(fail(
+                "gradvac",
+                format!("beta must lie in [0, 1], got {}", config.beta),
+            ));
+        }
+        Ok(Self {
+            beta: config.beta,
+            targets: DMatrix::zeros(tasks, tasks),
+        })
+    }
+}
+
+impl Aggregator for GradVac {
+    fn name(&self) -> &'static str {
+        "gradvac"
+    }
+
+    fn combine(
+        &mut self,
+        gramian: &DMatrix<f64>,
+        _losses: &[f64],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Combination> {
+        let alpha = weights(gramian, &mut self.targets, self.beta, rng)?;
+        Ok(Combination::shared(alpha.iter().copied().collect()))
+    }
+
+    fn memory(&self) -> Result<serde_json::Value> {
+        to_memory(&(self.targets.nrows(), self.targets.as_slice()))
+    }
+
+    fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
+        let (k, values): (usize, Vec<f64>) = from_memory(memory)?;
+        if values.len() != k * k {
+            return Err(fail(
+                "gradvac",
+                format!("{} saved targets for {k} tasks", values.len()),
+            ));
+        }
+        self.targets = DMatrix::from_vec(k, k, values);
+        Ok(())
+    }
+}
 
 const METHOD: &str = "gradvac";
 
@@ -69,10 +148,11 @@ pub fn weights<R: Rng + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregators::pcgrad;
-    use crate::aggregators::testing::{gram, random_g};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    use crate::aggregators::pcgrad;
+    use crate::aggregators::testing::{gram, random_g};
 
     #[test]
     fn with_zero_targets_and_conflicts_it_is_pcgrad() {
