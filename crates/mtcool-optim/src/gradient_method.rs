@@ -16,6 +16,7 @@
 //! output z instead, and the shared parameters get the gradient of ⟨z, Σ_i α_i g_i⟩: one
 //! backward pass through the encoder in total. This needs one input shared by all tasks.
 
+use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use mtcool_models::{MultiTaskModel, SliceView};
 use nalgebra::DMatrix;
@@ -76,9 +77,26 @@ pub trait Aggregator: std::fmt::Debug {
         Vec::new()
     }
 
+    /// Called before each epoch (0-based).
+    fn begin_epoch(&mut self, _epoch: usize) {}
+
     /// Rewrites the task losses before differentiation (identity by default).
     fn scale_losses(&self, losses: Vec<Tensor>) -> Result<Vec<Tensor>> {
         Ok(losses)
+    }
+
+    /// Sees the K×d task-gradient matrix (f32, on the training device) and the loss values
+    /// before the Gramian is formed, and may return the matrix to use instead (DB-MTL's and
+    /// MoCo's moving averages). `None` (the default) keeps the gradients.
+    fn gradients(&mut self, _gradients: &Tensor, _losses: &[f64]) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+
+    /// Gradients of [`Aggregator::extra_vars`] that do not come from the task losses
+    /// (GradNorm's loss scales), one per variable, set after [`Aggregator::combine`]; empty
+    /// (the default) when the losses' own gradients apply.
+    fn extra_var_grads(&mut self) -> Result<Vec<Tensor>> {
+        Ok(Vec::new())
     }
 
     /// The weights for this step, from the Gramian and the (unscaled) loss values.
@@ -97,6 +115,18 @@ pub trait Aggregator: std::fmt::Debug {
 
     /// Restores what [`Aggregator::memory`] gave.
     fn restore_memory(&mut self, _memory: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+
+    /// Tensors it keeps between steps (moving averages of the task gradients), by name, for
+    /// resuming a run; none by default.
+    fn buffers(&self) -> Vec<(&'static str, Tensor)> {
+        Vec::new()
+    }
+
+    /// Restores what [`Aggregator::buffers`] gave (a name missing from `saved` means the
+    /// buffer did not exist yet).
+    fn restore_buffers(&mut self, _saved: &MethodState) -> Result<()> {
         Ok(())
     }
 }
@@ -128,6 +158,17 @@ impl<A: Aggregator> GradientMethod<A> {
         &self.aggregator
     }
 
+    /// The aggregator's own variables: their gradients from the losses, or those the
+    /// aggregator computed itself.
+    fn set_extra_grads(&mut self, update: &mut UpdateGrads, stores: &[GradStore]) -> Result<()> {
+        let vars = self.aggregator.extra_vars();
+        update.add_from_all(&vars, stores)?;
+        for (var, grad) in vars.iter().zip(self.aggregator.extra_var_grads()?) {
+            update.set(var, grad);
+        }
+        Ok(())
+    }
+
     fn step_parameters(
         &mut self,
         model: &dyn MultiTaskModel,
@@ -141,6 +182,10 @@ impl<A: Aggregator> GradientMethod<A> {
         let shared = model.shared_params();
         let shared_tensors: Vec<Tensor> = shared.iter().map(|v| v.as_tensor().clone()).collect();
         let g = TaskGradients::gather(&stores, &shared_tensors)?;
+        let g = match self.aggregator.gradients(g.matrix(), &values)? {
+            Some(replaced) => g.with_matrix(replaced)?,
+            None => g,
+        };
         let combination = self.aggregator.combine(&g.gramian()?, &values, rng)?;
         check_weights(self.aggregator.name(), &combination, batches.len())?;
         let mut d = g.combine(&combination.shared)?;
@@ -152,7 +197,7 @@ impl<A: Aggregator> GradientMethod<A> {
             update.set(var, grad);
         }
         update.set_heads(model, &stores, combination.heads.as_deref())?;
-        update.add_from_all(&self.aggregator.extra_vars(), &stores)?;
+        self.set_extra_grads(&mut update, &stores)?;
         self.optimiser.step_with(|v| update.get(v))?;
         Ok((values, combination.shared))
     }
@@ -186,6 +231,10 @@ impl<A: Aggregator> GradientMethod<A> {
         let losses = self.aggregator.scale_losses(losses)?;
         let stores = backward_each(&losses)?;
         let g = TaskGradients::gather(&stores, &z_leaf_tensors)?;
+        let g = match self.aggregator.gradients(g.matrix(), &values)? {
+            Some(replaced) => g.with_matrix(replaced)?,
+            None => g,
+        };
         let combination = self.aggregator.combine(&g.gramian()?, &values, rng)?;
         check_weights(name, &combination, batches.len())?;
         let r = g.combine(&combination.shared)?;
@@ -207,7 +256,7 @@ impl<A: Aggregator> GradientMethod<A> {
             }
         }
         update.set_heads(model, &stores, combination.heads.as_deref())?;
-        update.add_from_all(&self.aggregator.extra_vars(), &stores)?;
+        self.set_extra_grads(&mut update, &stores)?;
         self.optimiser.step_with(|v| update.get(v))?;
         Ok((values, combination.shared))
     }
@@ -236,6 +285,10 @@ impl<A: Aggregator> Method for GradientMethod<A> {
         self.aggregator.name()
     }
 
+    fn begin_epoch(&mut self, epoch: usize) {
+        self.aggregator.begin_epoch(epoch);
+    }
+
     fn set_lr_scale(&mut self, scale: f64) {
         self.optimiser.set_lr_scale(scale);
     }
@@ -243,14 +296,22 @@ impl<A: Aggregator> Method for GradientMethod<A> {
     fn state(&self, model: &dyn MultiTaskModel) -> Result<MethodState> {
         let names = VarNames::of(model)?;
         let vars = self.aggregator.extra_vars();
-        MethodState::of_parts(&names, &self.optimiser, &vars, self.aggregator.memory()?)
+        let mut state =
+            MethodState::of_parts(&names, &self.optimiser, &vars, self.aggregator.memory()?)?;
+        let mut buffers = MethodState::default();
+        for (name, tensor) in self.aggregator.buffers() {
+            buffers.put_tensor(name, &tensor)?;
+        }
+        state.nest("buffers", buffers);
+        Ok(state)
     }
 
     fn restore(&mut self, model: &dyn MultiTaskModel, state: &MethodState) -> Result<()> {
         let names = VarNames::of(model)?;
         let vars = self.aggregator.extra_vars();
         let memory = state.restore_parts(&names, &mut self.optimiser, &vars)?;
-        self.aggregator.restore_memory(&memory)
+        self.aggregator.restore_memory(&memory)?;
+        self.aggregator.restore_buffers(&state.scope("buffers"))
     }
 
     fn step(

@@ -98,16 +98,44 @@ impl TaskGradients {
         })
     }
 
-    /// The Gramian G Gᵀ in f64 (computed in f32 on G's device).
-    pub(crate) fn gramian(&self) -> Result<DMatrix<f64>> {
+    /// The K×d matrix G (f32).
+    pub(crate) fn matrix(&self) -> &Tensor {
+        &self.matrix
+    }
+
+    /// The same layout with another K×d matrix (a method's replacement of the gradients).
+    pub(crate) fn with_matrix(&self, matrix: Tensor) -> Result<Self> {
+        if matrix.dims() != self.matrix.dims() {
+            return Err(OptimError::Config {
+                method: "gradient method".into(),
+                problem: format!(
+                    "replacement gradients have shape {:?}, not {:?}",
+                    matrix.dims(),
+                    self.matrix.dims()
+                ),
+            });
+        }
+        Ok(Self {
+            matrix: matrix.to_dtype(DType::F32)?,
+            shapes: self.shapes.clone(),
+        })
+    }
+
+    /// The cross Gramian G Hᵀ of two gatherings over the same tensors, in f64.
+    pub(crate) fn cross_gramian(&self, other: &TaskGradients) -> Result<DMatrix<f64>> {
         let k = self.matrix.dim(0)?;
         let m = self
             .matrix
-            .matmul(&self.matrix.t()?)?
+            .matmul(&other.matrix.t()?)?
             .to_dtype(DType::F64)?
             .flatten_all()?
             .to_vec1::<f64>()?;
         Ok(DMatrix::from_row_slice(k, k, &m))
+    }
+
+    /// The Gramian G Gᵀ in f64 (computed in f32 on G's device).
+    pub(crate) fn gramian(&self) -> Result<DMatrix<f64>> {
+        self.cross_gramian(self)
     }
 
     /// `d = Σ_i α_i g_i`, split back into the shapes of the gathered tensors.

@@ -8,8 +8,9 @@
 //! - [`MtCool`]: MT-COOL and its ablations (w/o Reg, Vanilla);
 //! - [`methods`]: one file per baseline method: the loss weightings ([`WeightedLoss`]: fixed, uncertainty, DWA, FAMO, RLW,
 //!   GLS, STCH; one backward pass) and the gradient aggregators ([`GradientMethod`]: MGDA,
-//!   PCGrad, CAGrad, IMTL, Nash-MTL, Aligned-MTL, UPGrad, DualProj, FairGrad, ConFIG, GradVac;
-//!   one backward pass per task), plus GradDrop;
+//!   PCGrad, CAGrad, IMTL, Nash-MTL, Aligned-MTL, UPGrad, DualProj, FairGrad, ConFIG, GradVac,
+//!   GradNorm, ExcessMTL, DB-MTL, MoCo; one backward pass per task), the three-sample methods
+//!   ([`sampled_method`]: SDMGrad, MoDo), plus GradDrop;
 //! - [`aggregators`]: their maths as pure functions of the task-gradient Gramian (each
 //!   re-exported from its method's file);
 //! - [`Optimizer`]: SGD with momentum and weight decay, or Adam; [`LrSchedule`] scales its
@@ -46,6 +47,7 @@ pub mod methods;
 pub mod mtcool;
 pub mod optimizer;
 pub mod registry;
+pub mod sampled_method;
 pub mod schedule;
 pub mod sgd;
 pub mod state;

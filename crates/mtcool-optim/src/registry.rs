@@ -171,6 +171,17 @@ fn weighting<W: crate::Weighting + 'static>(
     Ok(Box::new(WeightedLoss::new(w, model, opt)))
 }
 
+/// A three-sample rule as a method.
+fn sampled<R: crate::sampled_method::SampledRule + 'static>(
+    r: R,
+    model: &dyn MultiTaskModel,
+    opt: crate::OptimizerConfig,
+) -> Built {
+    Ok(Box::new(crate::sampled_method::SampledMethod::new(
+        r, model, opt,
+    )))
+}
+
 /// A gradient aggregator as a method.
 fn aggregator<A: crate::Aggregator + 'static>(
     a: A,
@@ -256,6 +267,24 @@ registry! {
         /// Smooth Tchebycheff scalarisation (Lin et al., 2024).
         Stch = "stch", Shared, grads = false, stch: stch::StchConfig,
             |m, c, o| weighting(stch::Stch::new(c, m.num_tasks())?, m, o);
+        /// Gradient normalisation (Chen et al., 2018).
+        GradNorm = "gradnorm", Shared, grads = true, gradnorm: gradnorm::GradNormConfig,
+            |m, c, o| aggregator(gradnorm::GradNorm::new(c, m.num_tasks(), &device(m))?, m, o);
+        /// Excess-risk weighting (He et al., 2024).
+        ExcessMtl = "excess-mtl", Shared, grads = true, excess_mtl: excess_mtl::ExcessMtlConfig,
+            |m, c, o| aggregator(excess_mtl::ExcessMtl::new(c, m.num_tasks())?, m, o);
+        /// Dual-balancing (Lin et al., 2023).
+        DbMtl = "db-mtl", Shared, grads = true, db_mtl: db_mtl::DbMtlConfig,
+            |m, c, o| aggregator(db_mtl::DbMtl::new(c)?, m, o);
+        /// Gradient tracking with MGDA-like weights (Fernando et al., 2023).
+        Moco = "moco", Shared, grads = true, moco: moco::MocoConfig,
+            |m, c, o| aggregator(moco::Moco::new(c, m.num_tasks())?, m, o);
+        /// Direction-oriented multi-objective gradient (Xiao et al., 2023).
+        SdmGrad = "sdmgrad", Shared, grads = true, sdmgrad: sdmgrad::SdmGradConfig,
+            |m, c, o| sampled(sdmgrad::SdmGrad::new(c, m.num_tasks())?, m, o);
+        /// Multi-objective gradient with double sampling (Chen et al., 2023).
+        MoDo = "modo", Shared, grads = true, modo: modo::MoDoConfig,
+            |m, c, o| sampled(modo::MoDo::new(c, m.num_tasks())?, m, o);
     }
 }
 

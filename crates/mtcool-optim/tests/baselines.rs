@@ -322,13 +322,19 @@ fn every_method_steps_a_psi_net_with_four_tasks() {
     use mtcool_models::{PsiNet, PsiNetConfig, PsiTask};
     let dev = Device::Cpu;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let n = 2;
+    // Three images: SDMGrad and MoDo split every batch into three samples.
+    let n = 3;
     let input = Tensor::rand(0f32, 1f32, (n, 3, 32, 32), &dev).unwrap();
     let mask: Vec<u32> = (0..n * 32 * 32).map(|_| rng.random_range(0..2)).collect();
+    let boxes = [
+        [0.1f32, 0.2, 0.6, 0.7],
+        [0.3, 0.1, 0.9, 0.5],
+        [0.2, 0.2, 0.4, 0.8],
+    ];
     let targets = [
         Tensor::from_vec(mask, (n, 32, 32), &dev).unwrap(),
-        Tensor::new(&[0u32, 1], &dev).unwrap(),
-        Tensor::new(&[[0.1f32, 0.2, 0.6, 0.7], [0.3, 0.1, 0.9, 0.5]], &dev).unwrap(),
+        Tensor::new(&[0u32, 1, 1], &dev).unwrap(),
+        Tensor::new(&boxes, &dev).unwrap(),
         input.clone(),
     ];
     let batches: Vec<TaskBatch> = targets

@@ -23,6 +23,18 @@
 //! | [`fairgrad`] | FairGrad (Ban & Ji 2024) | Gramian, α | w > 0 with G w = w^(−1/α) |
 //! | [`con_fig`] | ConFIG (Liu et al. 2024) | Gramian | equal projections on unit gradients, summed length |
 //! | [`gradvac`] | GradVac (Wang et al. 2021) | Gramian, target cosines, β, RNG | PCGrad-like coefficients towards target cosines |
+//! | [`gradnorm`] | GradNorm (Chen et al. 2018) | gradient norms, relative losses, α | loss weights K·softmax(s) and ∂L_grad/∂s |
+//! | [`excess_mtl`] | ExcessMTL (He et al. 2024) | excess-risk estimates | exponentiated loss-weight update |
+//! | [`db_mtl`] | DB-MTL (Lin et al. 2023) | Gramian of averaged log-loss gradients | max-norm balancing weights |
+//! | [`moco`] | MoCo (Fernando et al. 2023) | Gramian of tracked gradients, λ | softmax step on λ |
+//! | [`sdmgrad`] | SDMGrad (Xiao et al. 2023) | cross Gramian of two samples, λ | projected momentum steps on w |
+//! | [`modo`] | MoDo (Chen et al. 2023) | cross Gramian of two samples | projected step on λ |
+//! | [`gradnorm`] | GradNorm (Chen et al. 2018) | gradient norms, relative losses, α | loss weights K·softmax(s), ∂L_grad/∂s |
+//! | [`excess_mtl`] | ExcessMTL (He et al. 2024) | excess-risk estimates | exponentiated loss-weight update |
+//! | [`db_mtl`] | DB-MTL (Lin et al. 2023) | Gramian of averaged log-loss gradients | max-norm balancing weights |
+//! | [`moco`] | MoCo (Fernando et al. 2023) | Gramian of tracked gradients, λ | softmax step on λ |
+//! | [`sdmgrad`] | SDMGrad (Xiao et al. 2023) | cross Gramian of two samples, w | projected momentum steps on w |
+//! | [`modo`] | MoDo (Chen et al. 2023) | cross Gramian of two samples, λ | projected step on λ |
 //! | [`dwa`] | DWA (Liu et al. 2019) | epoch-mean losses | loss weights |
 //! | [`famo`] | FAMO (Liu et al. 2023) | losses | loss weights + logit state |
 //! | [`graddrop`] | GradDrop (Chen et al. 2020) | per-element sign signals, U | keep masks |
@@ -33,8 +45,8 @@
 //! NaN, infinity or empty input.
 
 pub use crate::methods::{
-    aligned, cagrad, con_fig, dual_cone, dualproj, dwa, fairgrad, famo, graddrop, gradvac, imtl,
-    mgda, nash, pcgrad, upgrad,
+    aligned, cagrad, con_fig, db_mtl, dual_cone, dualproj, dwa, excess_mtl, fairgrad, famo,
+    graddrop, gradnorm, gradvac, imtl, mgda, moco, modo, nash, pcgrad, sdmgrad, upgrad,
 };
 
 pub use famo::{FamoConfig, FamoState};
@@ -102,6 +114,27 @@ pub(crate) fn check_finite(
     Ok(())
 }
 
+/// The Euclidean projection of `v` onto the probability simplex {w ≥ 0, Σ w = 1} (the
+/// sort-based algorithm of Duchi et al. 2008, as in the SDMGrad and MoDo references).
+pub fn project_to_simplex(v: &DVector<f64>) -> DVector<f64> {
+    let k = v.len();
+    if k == 0 {
+        return v.clone();
+    }
+    let mut sorted: Vec<f64> = v.iter().copied().collect();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let mut cumulative = 0.0;
+    let mut theta = (v.sum() - 1.0) / k as f64;
+    for (i, &u) in sorted.iter().enumerate() {
+        cumulative += u;
+        let candidate = (cumulative - 1.0) / (i + 1) as f64;
+        if u - candidate > 0.0 {
+            theta = candidate;
+        }
+    }
+    v.map(|x| (x - theta).max(0.0))
+}
+
 /// The symmetric part (M + Mᵀ)/2.
 pub(crate) fn symmetric_part(gram: &DMatrix<f64>) -> DMatrix<f64> {
     (gram + gram.transpose()) * 0.5
@@ -136,6 +169,35 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simplex_projection_is_the_nearest_point_of_the_simplex() {
+        let cases: [&[f64]; 5] = [
+            &[0.2, 0.8],
+            &[2.0, 0.0, -1.0],
+            &[0.0, 0.0, 0.0],
+            &[-5.0, 3.0, 3.0, 0.1],
+            &[1e3, -1e3],
+        ];
+        for case in cases {
+            let v = DVector::from_column_slice(case);
+            let w = project_to_simplex(&v);
+            assert!((w.sum() - 1.0).abs() < 1e-12, "{w}");
+            assert!(w.iter().all(|x| *x >= 0.0));
+            // Optimality: v − w is θ·1 plus a non-negative part where w = 0 (KKT).
+            let r = &v - &w;
+            let theta = (0..v.len()).find(|&i| w[i] > 0.0).map(|i| r[i]).unwrap();
+            for i in 0..v.len() {
+                if w[i] > 0.0 {
+                    assert!((r[i] - theta).abs() < 1e-12);
+                } else {
+                    assert!(r[i] <= theta + 1e-12);
+                }
+            }
+        }
+        let inside = DVector::from_column_slice(&[0.25, 0.75]);
+        assert_eq!(project_to_simplex(&inside), inside);
+    }
 
     #[test]
     fn check_gramian_accepts_and_rejects() {

@@ -7,7 +7,10 @@
 //! - gradient aggregators ([`crate::gradient_method::Aggregator`], one backward pass per
 //!   task): [`mgda`], [`pcgrad`], [`cagrad`], [`imtl`], [`nash`], [`aligned`], [`upgrad`]
 //!   (whose adapter also serves [`dualproj`]; both project onto the cone of [`dual_cone`]),
-//!   [`fairgrad`], [`con_fig`], [`gradvac`];
+//!   [`fairgrad`], [`con_fig`], [`gradvac`], [`gradnorm`] (learned loss scales from the
+//!   gradient norms), [`excess_mtl`], [`db_mtl`] and [`moco`] (the last three keep
+//!   per-task statistics of the gradients between steps);
+//! - three-sample methods ([`crate::sampled_method::SampledRule`]): [`sdmgrad`], [`modo`];
 //! - [`graddrop`], which masks the gradient w.r.t. the shared representation element-wise.
 //!
 //! Each is listed once in the [`registry`](crate::registry). The pure rules are also
@@ -17,20 +20,26 @@
 pub mod aligned;
 pub mod cagrad;
 pub mod con_fig;
+pub mod db_mtl;
 pub mod dual_cone;
 pub mod dualproj;
 pub mod dwa;
+pub mod excess_mtl;
 pub mod fairgrad;
 pub mod famo;
 pub mod fixed;
 pub mod gls;
 pub mod graddrop;
+pub mod gradnorm;
 pub mod gradvac;
 pub mod imtl;
 pub mod mgda;
+pub mod moco;
+pub mod modo;
 pub mod nash;
 pub mod pcgrad;
 pub mod rlw;
+pub mod sdmgrad;
 pub mod stch;
 pub mod uncertainty;
 pub mod upgrad;
