@@ -161,16 +161,7 @@ impl Aggregator for ExcessMtl {
 
     fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
         let (weights, initial): (Vec<f64>, Option<Vec<f64>>) = from_memory(memory)?;
-        if weights.len() != self.weights.len() {
-            return Err(fail(
-                METHOD,
-                format!(
-                    "{} saved weights for {} tasks",
-                    weights.len(),
-                    self.weights.len()
-                ),
-            ));
-        }
+        super::check_saved_len(METHOD, "weights", weights.len(), self.weights.len())?;
         self.weights = weights;
         self.initial = initial;
         Ok(())

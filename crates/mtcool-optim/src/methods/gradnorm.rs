@@ -202,16 +202,7 @@ impl Aggregator for GradNorm {
 
     fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
         let (sums, steps, reference): (Vec<f64>, usize, Option<Vec<f64>>) = from_memory(memory)?;
-        if sums.len() != self.first_epoch_sums.len() {
-            return Err(fail(
-                METHOD,
-                format!(
-                    "{} saved losses for {} tasks",
-                    sums.len(),
-                    self.first_epoch_sums.len()
-                ),
-            ));
-        }
+        super::check_saved_len(METHOD, "losses", sums.len(), self.first_epoch_sums.len())?;
         self.first_epoch_sums = sums;
         self.first_epoch_steps = steps;
         self.reference = reference;

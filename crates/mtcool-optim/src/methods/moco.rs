@@ -154,16 +154,7 @@ impl Aggregator for Moco {
 
     fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
         let (steps, lambda): (usize, Vec<f64>) = from_memory(memory)?;
-        if lambda.len() != self.lambda.len() {
-            return Err(fail(
-                METHOD,
-                format!(
-                    "{} saved weights for {} tasks",
-                    lambda.len(),
-                    self.lambda.len()
-                ),
-            ));
-        }
+        super::check_saved_len(METHOD, "weights", lambda.len(), self.lambda.len())?;
         self.steps = steps;
         self.lambda = DVector::from_vec(lambda);
         Ok(())

@@ -44,6 +44,23 @@ pub mod stch;
 pub mod uncertainty;
 pub mod upgrad;
 
+/// Fails unless a resume file saved `saved` values of `what` for the `tasks` tasks of this
+/// run.
+pub(crate) fn check_saved_len(
+    method: &'static str,
+    what: &str,
+    saved: usize,
+    tasks: usize,
+) -> crate::Result<()> {
+    if saved == tasks {
+        return Ok(());
+    }
+    Err(crate::aggregators::fail(
+        method,
+        format!("the resume state has {saved} {what} for {tasks} tasks"),
+    ))
+}
+
 /// The device of a model's parameters.
 pub(crate) fn model_device(model: &dyn mtcool_models::MultiTaskModel) -> candle_core::Device {
     model

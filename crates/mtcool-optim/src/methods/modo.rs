@@ -116,16 +116,7 @@ impl SampledRule for MoDo {
 
     fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
         let lambda: Vec<f64> = from_memory(memory)?;
-        if lambda.len() != self.lambda.len() {
-            return Err(fail(
-                METHOD,
-                format!(
-                    "{} saved weights for {} tasks",
-                    lambda.len(),
-                    self.lambda.len()
-                ),
-            ));
-        }
+        super::check_saved_len(METHOD, "weights", lambda.len(), self.lambda.len())?;
         self.lambda = DVector::from_vec(lambda);
         Ok(())
     }

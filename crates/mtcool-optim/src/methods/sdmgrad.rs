@@ -151,12 +151,7 @@ impl SampledRule for SdmGrad {
 
     fn restore_memory(&mut self, memory: &serde_json::Value) -> Result<()> {
         let w: Vec<f64> = from_memory(memory)?;
-        if w.len() != self.w.len() {
-            return Err(fail(
-                METHOD,
-                format!("{} saved weights for {} tasks", w.len(), self.w.len()),
-            ));
-        }
+        super::check_saved_len(METHOD, "weights", w.len(), self.w.len())?;
         self.w = DVector::from_vec(w);
         Ok(())
     }
