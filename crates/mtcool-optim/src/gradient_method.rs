@@ -264,18 +264,25 @@ impl<A: Aggregator> GradientMethod<A> {
 
 /// Fails unless the weights are finite and one per task.
 fn check_weights(method: &str, c: &Combination, tasks: usize) -> Result<()> {
-    let bad = |what: &str, w: &[f64]| -> Result<()> {
-        if w.len() != tasks || w.iter().any(|x| !x.is_finite()) {
-            return Err(OptimError::Config {
-                method: method.into(),
-                problem: format!("{what} weights {w:?} are not {tasks} finite numbers"),
-            });
-        }
-        Ok(())
-    };
-    bad("shared", &c.shared)?;
+    check_task_weights(method, "shared", &c.shared, tasks)?;
     if let Some(h) = &c.heads {
-        bad("head", h)?;
+        check_task_weights(method, "head", h, tasks)?;
+    }
+    Ok(())
+}
+
+/// Fails unless `weights` (`what` names them) are `tasks` finite numbers.
+pub(crate) fn check_task_weights(
+    method: &str,
+    what: &str,
+    weights: &[f64],
+    tasks: usize,
+) -> Result<()> {
+    if weights.len() != tasks || weights.iter().any(|x| !x.is_finite()) {
+        return Err(OptimError::Config {
+            method: method.into(),
+            problem: format!("{what} weights {weights:?} are not {tasks} finite numbers"),
+        });
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use nalgebra::DMatrix;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{OptimError, Result};
+use crate::gradient_method::check_task_weights;
 use crate::gradients::{backward_each, forward_losses, loss_values, TaskGradients, UpdateGrads};
 use crate::method::{check_batches, Method, StepReport, TaskBatch};
 use crate::optimizer::{Optimizer, OptimizerConfig};
@@ -152,12 +153,7 @@ impl<R: SampledRule> Method for SampledMethod<R> {
         let alpha = self
             .rule
             .combine(&gradients[a].cross_gramian(&gradients[b])?)?;
-        if alpha.len() != batches.len() || alpha.iter().any(|w| !w.is_finite()) {
-            return Err(OptimError::Config {
-                method: name.into(),
-                problem: format!("weights {alpha:?} are not {} finite numbers", batches.len()),
-            });
-        }
+        check_task_weights(name, "shared", &alpha, batches.len())?;
         let mut update = UpdateGrads::default();
         let d = gradients[self.rule.update_sample()].combine(&alpha)?;
         for (var, grad) in shared.iter().zip(d) {

@@ -69,9 +69,9 @@ pub fn update_weights(
     check_finite(METHOD, "weights", lambda.as_slice(), k)?;
     let regularised = gram + DMatrix::identity(k, k) * rho;
     let z = lambda - (regularised * lambda) * step;
-    let max = z.max();
-    let exp = z.map(|x| (x - max).exp());
-    Ok(&exp / exp.sum())
+    Ok(DVector::from_vec(crate::methods::rlw::softmax(
+        z.as_slice(),
+    )))
 }
 
 /// MoCo.
