@@ -10,7 +10,9 @@
 //!   (5 × 3 × 256 × 256) per op set; steps take seconds to minutes, so only a few are timed
 //!   (see [`Args`]).
 //! - `torch`: when `$MTCOOL_PYTHON -c "import torch"` works (default interpreter `python3`),
-//!   the LeNet Joint step in PyTorch (`bench_lenet.py`), as a reference row.
+//!   the LeNet Joint step in PyTorch (`bench_lenet.py`), as a reference row; with `unet` /
+//!   `psinet`, also those networks in PyTorch (`bench_large.py`), each timed right after our
+//!   row of it, with the ratio.
 //!
 //! - `grid`: wall time of the quick MNIST grid of four methods at `--jobs 1` and `--jobs 2`
 //!   (whole processes, alternating), and whether both gave the same metrics.
@@ -90,6 +92,10 @@ pub struct Args {
     /// Skip Psi-Net with candle's ops (the slowest row by far).
     #[arg(long)]
     skip_slow: bool,
+    /// Skip both networks' rows with candle's ops (minutes per step; for profiling the fast
+    /// ops against PyTorch).
+    #[arg(long)]
+    skip_candle: bool,
     /// Where to write the markdown report.
     #[arg(long, default_value = "docs/benchmarks.md")]
     out: PathBuf,
@@ -142,11 +148,14 @@ fn time_step(kind: MethodKind, ops: OpsBackend, args: &Args) -> Result<f64> {
     Ok(rates[rates.len() / 2])
 }
 
-/// The PyTorch script of the reference row (written to a temporary file and run).
+/// The PyTorch script of the LeNet reference row (written to a temporary file and run).
 const TORCH_SCRIPT: &str = include_str!("bench_lenet.py");
+/// The PyTorch script of the U-Net-MT / Psi-Net reference rows.
+const TORCH_LARGE_SCRIPT: &str = include_str!("bench_large.py");
 
-/// The PyTorch Joint step's images/s and torch version, or why it was not measured.
-fn torch_reference(args: &Args, threads: usize) -> std::result::Result<(f64, String), String> {
+/// Runs a PyTorch reference `script` with `args` and returns its images/s and torch version,
+/// or why it was not measured.
+fn torch_reference(script: &str, args: &[String]) -> std::result::Result<(f64, String), String> {
     let python = std::env::var("MTCOOL_PYTHON").unwrap_or_else(|_| "python3".into());
     let importable = Command::new(&python)
         .args(["-c", "import torch"])
@@ -156,16 +165,13 @@ fn torch_reference(args: &Args, threads: usize) -> std::result::Result<(f64, Str
         return Err("not measured: torch not installed".into());
     }
     let measure = || -> Result<(f64, String)> {
-        let mut script = tempfile::Builder::new()
-            .prefix("bench_lenet")
+        let mut file = tempfile::Builder::new()
+            .prefix("bench_torch")
             .suffix(".py")
             .tempfile()?;
-        script.write_all(TORCH_SCRIPT.as_bytes())?;
-        script.flush()?;
-        let output = Command::new(&python)
-            .arg(script.path())
-            .args([threads, args.batch, args.steps, args.repeats].map(|n| n.to_string()))
-            .output()?;
+        file.write_all(script.as_bytes())?;
+        file.flush()?;
+        let output = Command::new(&python).arg(file.path()).args(args).output()?;
         if !output.status.success() {
             anyhow::bail!(
                 "the script failed: {}",
@@ -292,7 +298,8 @@ fn torch_section(args: &Args, threads: usize) -> String {
     let _ = writeln!(s, "Machine: {}.\n", machine());
     let _ = writeln!(s, "| step | images/s |");
     let _ = writeln!(s, "|---|---:|");
-    match torch_reference(args, threads) {
+    let script_args = [threads, args.batch, args.steps, args.repeats].map(|n| n.to_string());
+    match torch_reference(TORCH_SCRIPT, &script_args) {
         Ok((rate, version)) => {
             let _ = writeln!(
                 s,
@@ -318,16 +325,91 @@ fn significant(rate: f64) -> String {
     format!("{rate:.decimals$}")
 }
 
-/// The U-Net-MT / Psi-Net section.
-fn large_section(args: &Args, nets: &[Net]) -> Result<String> {
+/// One network's row of the U-Net-MT / Psi-Net table.
+struct LargeRow {
+    net: Net,
+    fast: f64,
+    /// Candle's ops: images/s, or why not measured.
+    candle: std::result::Result<f64, String>,
+    /// PyTorch: images/s and version, or why not measured; `None` without the `torch` rows.
+    torch: Option<std::result::Result<(f64, String), String>>,
+}
+
+impl LargeRow {
+    fn markdown(&self) -> String {
+        let fast = self.fast;
+        let (candle, vs_candle) = match &self.candle {
+            Ok(rate) => (significant(*rate), format!("{:.1}×", fast / rate)),
+            Err(why) => (why.clone(), String::new()),
+        };
+        let (torch, vs_torch) = match &self.torch {
+            Some(Ok((rate, version))) => (
+                format!("{} ({version})", significant(*rate)),
+                format!("**{:.2}×**", fast / rate),
+            ),
+            Some(Err(why)) => (why.clone(), String::new()),
+            None => ("not run (`--rows torch`)".into(), String::new()),
+        };
+        format!(
+            "| {} | {} | {candle} | {vs_candle} | {torch} | {vs_torch} |",
+            self.net.label(),
+            significant(fast)
+        )
+    }
+}
+
+/// Times one network: fast ops, then (with `torch`) the PyTorch model right after, then
+/// candle's ops unless skipped.
+fn large_row(args: &Args, net: Net, threads: usize, torch: bool) -> Result<LargeRow> {
     let fast_timing = Timing {
         warmup: args.large_warmup,
         steps: args.large_steps,
     };
-    let slow_timing = Timing {
-        warmup: 0,
-        steps: args.slow_steps,
+    tracing::info!("timing {} (fast ops)", net.label());
+    let fast = large::time_step(net, OpsBackend::Fast, fast_timing)?;
+    tracing::info!("{}: fast ops {fast:.3} images/s", net.label());
+    let torch = torch.then(|| {
+        tracing::info!("timing {} (PyTorch)", net.label());
+        let script_args = [
+            net.torch_name().to_string(),
+            threads.to_string(),
+            args.large_warmup.to_string(),
+            args.large_steps.to_string(),
+        ];
+        let rate = torch_reference(TORCH_LARGE_SCRIPT, &script_args);
+        match &rate {
+            Ok((r, _)) => tracing::info!("{}: PyTorch {r:.3} images/s", net.label()),
+            Err(why) => tracing::warn!("{} PyTorch row: {why}", net.label()),
+        }
+        rate
+    });
+    let candle = if args.skip_candle || (net == Net::PsiNet && args.skip_slow) {
+        let flag = if args.skip_candle {
+            "--skip-candle"
+        } else {
+            "--skip-slow"
+        };
+        Err(format!("skipped (`{flag}`)"))
+    } else {
+        tracing::info!("timing {} (candle ops)", net.label());
+        let slow = Timing {
+            warmup: 0,
+            steps: args.slow_steps,
+        };
+        let rate = large::time_step(net, OpsBackend::Candle, slow)?;
+        tracing::info!("{}: candle ops {rate:.3} images/s", net.label());
+        Ok(rate)
     };
+    Ok(LargeRow {
+        net,
+        fast,
+        candle,
+        torch,
+    })
+}
+
+/// The U-Net-MT / Psi-Net section.
+fn large_section(args: &Args, nets: &[Net], threads: usize, torch: bool) -> Result<String> {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -337,40 +419,21 @@ fn large_section(args: &Args, nets: &[Net]) -> Result<String> {
          (vessel 2 + artery/vein 3 classes), widths 16-32-64-128-256, partitioned. Psi-Net: \
          segmentation (2 classes), species (2 classes), box (4), reconstruction (3 channels), \
          widths 64-128-256-512-1024, hard-shared encoder. Images/s = batch ÷ median step time. \
-         Steps take seconds to minutes, so few are timed: fast ops {} warm-up + {} timed \
-         step(s); candle ops no warm-up, {} timed step(s).\n",
-        fast_timing.warmup, fast_timing.steps, slow_timing.steps
+         Steps take seconds to minutes, so few are timed: fast ops and PyTorch {} warm-up + {} \
+         timed step(s); candle ops no warm-up, {} timed step(s). PyTorch: the same layers in \
+         `xtask/src/bench_large.py` on {threads} thread(s), timed right after our fast-ops \
+         row of the same network (`$MTCOOL_PYTHON`, default `python3`).\n",
+        args.large_warmup, args.large_steps, args.slow_steps
     );
     let _ = writeln!(s, "Machine: {}.\n", machine());
     let _ = writeln!(
         s,
-        "| step | fast ops (images/s) | candle ops (images/s) | fast / candle |"
+        "| step | fast ops (images/s) | candle ops (images/s) | fast / candle | PyTorch \
+         (images/s) | fast / PyTorch |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
     for &net in nets {
-        tracing::info!("timing {} (fast ops)", net.label());
-        let fast = large::time_step(net, OpsBackend::Fast, fast_timing)?;
-        tracing::info!("{}: fast ops {fast:.3} images/s", net.label());
-        if net == Net::PsiNet && args.skip_slow {
-            let _ = writeln!(
-                s,
-                "| {} | {} | skipped (`--skip-slow`) | |",
-                net.label(),
-                significant(fast)
-            );
-            continue;
-        }
-        tracing::info!("timing {} (candle ops)", net.label());
-        let candle = large::time_step(net, OpsBackend::Candle, slow_timing)?;
-        tracing::info!("{}: candle ops {candle:.3} images/s", net.label());
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {:.1}× |",
-            net.label(),
-            significant(fast),
-            significant(candle),
-            fast / candle
-        );
+        let _ = writeln!(s, "{}", large_row(args, net, threads, torch)?.markdown());
     }
     Ok(s)
 }
@@ -433,7 +496,8 @@ pub fn run(args: Args) -> Result<()> {
         .map(|(_, net)| net)
         .collect();
     if !nets.is_empty() {
-        sections[2].1 = Some(large_section(&args, &nets)?);
+        let torch = rows.contains(&Row::Torch);
+        sections[2].1 = Some(large_section(&args, &nets, threads, torch)?);
     }
     if rows.contains(&Row::Grid) {
         sections[3].1 = Some(grid::grid_section(

@@ -36,6 +36,14 @@ impl Net {
         }
     }
 
+    /// The network's name in `bench_large.py`.
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            Net::UNet => "unet",
+            Net::PsiNet => "psinet",
+        }
+    }
+
     /// Images per step (every task reads the same images).
     pub fn batch(self) -> usize {
         match self {

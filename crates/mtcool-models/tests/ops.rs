@@ -63,6 +63,8 @@ const CONV_CASES: &[ConvCase] = &[
     (2, 40, 45, 33, 8, 3, 2, 1),
     (1, 30, 50, 40, 6, 4, 2, 1),
     (1, 24, 37, 30, 8, 3, 2, 1),
+    // Cut into several row tiles in the backward pass too (its tiles are larger).
+    (1, 16, 70, 66, 16, 3, 1, 1),
     // Padding wider than half the kernel (whole rows and columns of padding), stride 3.
     (2, 3, 6, 5, 4, 3, 1, 2),
     (2, 2, 11, 10, 3, 3, 3, 2),

@@ -49,6 +49,29 @@ pub fn init() {
         }));
     }
     crate::interrupt::install();
+    keep_freed_memory();
+}
+
+/// Tells mimalloc (the binaries' allocator) never to return freed memory to the OS, unless
+/// `MIMALLOC_PURGE_DELAY` says otherwise.
+///
+/// A training step frees and reallocates the same large activation buffers every iteration.
+/// With mimalloc's default (purge after 1 s) the pages of a buffer go back to the OS between
+/// two uses and are faulted in and zeroed again: about a sixth of a U-Net-MT step on 2 cores
+/// (`docs/benchmarks.md`). Kept, they cost only the peak memory of one step, which the process
+/// needs anyway. Without mimalloc as the global allocator the call changes nothing.
+fn keep_freed_memory() {
+    // `mi_option_purge_delay` in mimalloc.h (v2 and v3); libmimalloc-sys 0.1.49 names the
+    // options on either side of it (14, 16) but not this one.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one of mimalloc's integer options; it takes no pointers and may be
+        // called at any time.
+        #[allow(unsafe_code)]
+        unsafe {
+            libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
+        }
+    }
 }
 
 /// Lowers the log level of [`init`]'s subscriber to warnings (unless `RUST_LOG` was set).

@@ -21,11 +21,16 @@ use std::cell::RefCell;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::linalg::{f32_slice, matmul, with_storage, Mat};
+use super::linalg::{f32_slice, gemm_into, Dst, Mat};
 
 /// Target size (in f32 elements) of one tile's column matrix: 256 KiB, to stay in L2 with the
 /// product and the kernel.
 const TILE_ELEMS: usize = 1 << 16;
+/// Tile size of the backward pass when an item is cut into rows: larger than the forward's,
+/// since the kernel-gradient product reduces over the tile's positions (its inner dimension)
+/// and reads and writes the whole `Cout × C·k·k` gradient once per tile; 1 MiB still fits a
+/// modern L2 with the gathered output gradient.
+const BACKWARD_TILE_ELEMS: usize = 1 << 18;
 /// Fewest columns (output positions) per tile when an item's column matrix exceeds
 /// [`TILE_ELEMS`], so that packing the kernel matrix stays cheap against the product itself.
 const MIN_TILE_COLS: usize = 256;
@@ -89,15 +94,16 @@ impl Geom {
         self.cout * self.ho * self.wo
     }
 
-    /// Items per task, and output rows per tile (`H'` when tiles are whole items).
-    fn plan(&self) -> (usize, usize) {
+    /// Items per task, and output rows per tile (`H'` when tiles are whole items); a large
+    /// item is cut into tiles of about `row_budget` column-matrix elements.
+    fn plan(&self, row_budget: usize) -> (usize, usize) {
         let per_item = self.ho * self.wo * self.ckk();
         let max_g = (self.n / MIN_TASKS).max(1);
         let g = (TILE_ELEMS / per_item.max(1)).clamp(1, max_g);
         if g > 1 || per_item <= TILE_ELEMS {
             return (g, self.ho);
         }
-        let by_size = TILE_ELEMS / (self.wo * self.ckk()).max(1);
+        let by_size = row_budget / (self.wo * self.ckk()).max(1);
         let by_gemm = MIN_TILE_COLS.div_ceil(self.wo);
         (1, by_size.max(by_gemm).clamp(1, self.ho))
     }
@@ -149,7 +155,8 @@ impl Tile {
 thread_local! {
     /// Per-thread scratch buffers (column matrix, gathered output gradient), reused across
     /// tiles and calls so that large temporaries are not returned to the OS each time.
-    static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+    static SCRATCH: RefCell<[Vec<f32>; 3]> =
+        const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// Takes scratch buffer `slot` of this thread, `len` long (contents unspecified).
@@ -340,29 +347,62 @@ fn sum(xs: &[f32]) -> f32 {
     chunks.remainder().iter().sum::<f32>() + acc.iter().sum::<f32>()
 }
 
-/// The weight `(Cout, C·k·k)` of a convolution, as a view of its storage.
-fn weight_mat<'a>(g: &Geom, w: &'a CpuStorage, offset: usize) -> Mat<'a> {
-    Mat::row_major(w, offset, g.cout, g.ckk())
-}
-
-/// Forward pass of one task: `x` and `out` hold its items.
+/// Forward pass of one task: `x` and `out` hold its items; `w` is the `(Cout, C·k·k)` kernel.
 fn forward_task(
     g: &Geom,
     tile_rows: usize,
     x: &[f32],
-    wm: Mat<'_>,
+    w: &[f32],
     bias: &[f32],
     out: &mut [f32],
 ) -> Result<()> {
     let (ckk, cout, wo, p) = (g.ckk(), g.cout, g.wo, g.ho * g.wo);
+    let wm = Mat::row_major(w, 0, cout, ckk);
     let items = x.len() / g.in_item();
     for tile in g.tiles(items, tile_rows) {
         let (m, per_item) = (tile.m(g), tile.per_item(g));
         let mut col = take_scratch(0, ckk * m);
         im2col(g, x, &tile, &mut col);
-        let (col, res) = with_storage(col, |cs| matmul(wm, Mat::row_major(cs, 0, ckk, m)));
+        let colm = Mat::row_major(&col, 0, ckk, m);
+        let res = if tile.items.len() == 1 {
+            // One item: the tile's rows of every output channel are a strided matrix of the
+            // output itself; write the bias there and accumulate the product onto it.
+            let base = tile.items.start * cout * p + tile.rows.start * wo;
+            for (o, &bo) in bias.iter().enumerate() {
+                out[base + o * p..base + o * p + per_item].fill(bo);
+            }
+            let dst = Dst {
+                data: out,
+                offset: base,
+                rows: cout,
+                cols: m,
+                row_stride: p,
+            };
+            gemm_into(dst, wm, colm, true)
+        } else {
+            forward_items(g, &tile, wm, colm, bias, out)
+        };
         put_scratch(0, col);
-        let res = res?;
+        res?;
+    }
+    Ok(())
+}
+
+/// A tile of several (small) items: the product into scratch, then copied to each item's
+/// output map with the bias added.
+fn forward_items(
+    g: &Geom,
+    tile: &Tile,
+    wm: Mat<'_>,
+    colm: Mat<'_>,
+    bias: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    let (cout, wo, p) = (g.cout, g.wo, g.ho * g.wo);
+    let (m, per_item) = (tile.m(g), tile.per_item(g));
+    let mut res = take_scratch(1, cout * m);
+    let done = gemm_into(Dst::row_major(&mut res, cout, m), wm, colm, false);
+    if done.is_ok() {
         for (ii, item) in tile.items.clone().enumerate() {
             for (o, &bo) in bias.iter().enumerate() {
                 let dst = item * cout * p + o * p + tile.rows.start * wo;
@@ -376,7 +416,8 @@ fn forward_task(
             }
         }
     }
-    Ok(())
+    put_scratch(1, res);
+    done
 }
 
 /// Which parameter gradients a backward pass computes.
@@ -394,51 +435,125 @@ fn backward_task(
     tile_rows: usize,
     needs: Needs,
     x: &[f32],
-    wm: Mat<'_>,
+    w: &[f32],
     dy: &[f32],
     mut dx: Option<&mut [f32]>,
     dw: &mut [f32],
     db: &mut [f32],
 ) -> Result<()> {
-    let (ckk, cout, wo, p) = (g.ckk(), g.cout, g.wo, g.ho * g.wo);
+    let (cout, wo, p) = (g.cout, g.wo, g.ho * g.wo);
     let items = dy.len() / g.out_item();
+    // The kernel gradient of single-item tiles, transposed (`C·k·k × Cout`; see
+    // `kernel_grad_t`), added into `dw` at the end.
+    let mut dwt: Option<Vec<f32>> = None;
     for tile in g.tiles(items, tile_rows) {
         let (m, per_item) = (tile.m(g), tile.per_item(g));
-        // The tile's output gradient as a Cout × m matrix, and the bias gradient.
-        let mut dyt = take_scratch(1, cout * m);
-        for (ii, item) in tile.items.clone().enumerate() {
-            for (o, dbo) in db.iter_mut().enumerate() {
-                let src = item * cout * p + o * p + tile.rows.start * wo;
-                let src = &dy[src..src + per_item];
-                let dst = o * m + ii * per_item;
-                dyt[dst..dst + per_item].copy_from_slice(src);
-                if needs.db {
-                    *dbo += sum(src);
+        if needs.db {
+            for item in tile.items.clone() {
+                for (o, dbo) in db.iter_mut().enumerate() {
+                    let src = item * cout * p + o * p + tile.rows.start * wo;
+                    *dbo += sum(&dy[src..src + per_item]);
                 }
             }
         }
-        let (dyt, res) = with_storage(dyt, |ds| -> Result<()> {
-            let dy_mat = Mat::row_major(ds, 0, cout, m);
-            if needs.dw {
-                let mut col = take_scratch(0, ckk * m);
-                im2col(g, x, &tile, &mut col);
-                let (col, part) =
-                    with_storage(col, |cs| matmul(dy_mat, Mat::row_major(cs, 0, ckk, m).t()));
-                put_scratch(0, col);
-                for (d, s) in dw.iter_mut().zip(part?) {
-                    *d += s;
-                }
+        // The tile's output gradient as a Cout × m matrix: a strided view of `dy` for one
+        // item, gathered into scratch for several.
+        let gathered = (tile.items.len() > 1).then(|| gather_dy(g, &tile, dy));
+        let dy_mat = match &gathered {
+            Some(buf) => Mat::row_major(buf, 0, cout, m),
+            None => {
+                let base = tile.items.start * cout * p + tile.rows.start * wo;
+                Mat::strided(dy, base, cout, m, p)
             }
-            if let Some(dx) = dx.as_deref_mut() {
-                let dcol = matmul(wm.t(), dy_mat)?;
-                col2im(g, &dcol, &tile, dx);
-            }
-            Ok(())
-        });
-        put_scratch(1, dyt);
+        };
+        let mut res = Ok(());
+        if needs.dw && gathered.is_some() {
+            res = kernel_grad(g, &tile, x, dy_mat, dw);
+        } else if needs.dw {
+            let dwt = dwt.get_or_insert_with(|| vec![0f32; dw.len()]);
+            res = kernel_grad_t(g, &tile, x, dy_mat, dwt);
+        }
+        if let (Ok(()), Some(dx)) = (&res, dx.as_deref_mut()) {
+            res = input_grad(g, &tile, w, dy_mat, dx);
+        }
+        if let Some(buf) = gathered {
+            put_scratch(1, buf);
+        }
         res?;
     }
+    if let Some(dwt) = dwt {
+        let ckk = g.ckk();
+        for (o, row) in dw.chunks_exact_mut(ckk).enumerate() {
+            for (j, d) in row.iter_mut().enumerate() {
+                *d += dwt[j * cout + o];
+            }
+        }
+    }
     Ok(())
+}
+
+/// The tile's output gradient gathered as a row-major `Cout × m` matrix (scratch slot 1).
+fn gather_dy(g: &Geom, tile: &Tile, dy: &[f32]) -> Vec<f32> {
+    let (cout, wo, p) = (g.cout, g.wo, g.ho * g.wo);
+    let (m, per_item) = (tile.m(g), tile.per_item(g));
+    let mut buf = take_scratch(1, cout * m);
+    for (ii, item) in tile.items.clone().enumerate() {
+        for o in 0..cout {
+            let src = item * cout * p + o * p + tile.rows.start * wo;
+            let dst = o * m + ii * per_item;
+            buf[dst..dst + per_item].copy_from_slice(&dy[src..src + per_item]);
+        }
+    }
+    buf
+}
+
+/// `dw += dY × colTᵀ` over one tile (`colT` recomputed by im2col).
+#[inline(never)]
+fn kernel_grad(g: &Geom, tile: &Tile, x: &[f32], dy: Mat<'_>, dw: &mut [f32]) -> Result<()> {
+    let (ckk, m) = (g.ckk(), tile.m(g));
+    let mut col = take_scratch(0, ckk * m);
+    im2col(g, x, tile, &mut col);
+    let colm = Mat::row_major(&col, 0, ckk, m);
+    let res = gemm_into(Dst::row_major(dw, g.cout, ckk), dy, colm.t(), true);
+    put_scratch(0, col);
+    res
+}
+
+/// `dwᵀ += colT × dYᵀ`: the same product as [`kernel_grad`], arranged for `gemm`'s packing
+/// (its destination `dwᵀ` is `C·k·k × Cout`, so the `Cout`-contiguous `dYᵀ` is packed as is
+/// and the column matrix is read `nr` rows at a time).
+#[inline(never)]
+fn kernel_grad_t(g: &Geom, tile: &Tile, x: &[f32], dy: Mat<'_>, dwt: &mut [f32]) -> Result<()> {
+    let (ckk, m, cout) = (g.ckk(), tile.m(g), g.cout);
+    let mut dyt = take_scratch(2, m * cout);
+    for o in 0..cout {
+        let row = &dy.data[dy.offset + o * dy.row_stride..][..m];
+        for (q, v) in row.iter().enumerate() {
+            dyt[q * cout + o] = *v;
+        }
+    }
+    let mut col = take_scratch(0, ckk * m);
+    im2col(g, x, tile, &mut col);
+    let colm = Mat::row_major(&col, 0, ckk, m);
+    let dytm = Mat::row_major(&dyt, 0, m, cout);
+    let res = gemm_into(Dst::row_major(dwt, ckk, cout), colm, dytm, true);
+    put_scratch(0, col);
+    put_scratch(2, dyt);
+    res
+}
+
+/// `dcolT = Wᵀ × dY` over one tile, scattered into the input gradient by col2im.
+#[inline(never)]
+fn input_grad(g: &Geom, tile: &Tile, w: &[f32], dy: Mat<'_>, dx: &mut [f32]) -> Result<()> {
+    let (ckk, m) = (g.ckk(), tile.m(g));
+    let wm = Mat::row_major(w, 0, g.cout, ckk);
+    let mut dcol = take_scratch(0, ckk * m);
+    let res = gemm_into(Dst::row_major(&mut dcol, ckk, m), wm.t(), dy, false);
+    if res.is_ok() {
+        col2im(g, &dcol, tile, dx);
+    }
+    put_scratch(0, dcol);
+    res
 }
 
 /// The convolution as a custom op over `(x, w, b)`.
@@ -472,18 +587,14 @@ impl CustomOp3 for Conv2dOp {
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), l2.dims(), l3.dims(), self.stride, self.padding)?;
         let x = contiguous(s1, l1)?;
-        let w_off = match l2.contiguous_offsets() {
-            Some((a, _)) => a,
-            None => bail!("fast conv2d: non-contiguous kernel"),
-        };
-        let wm = weight_mat(&g, s2, w_off);
+        let w = contiguous(s2, l2)?;
         let bias = contiguous(s3, l3)?;
         let shape = Shape::from((g.n, g.cout, g.ho, g.wo));
         let mut out = vec![0f32; shape.elem_count()];
-        let (items, tile_rows) = g.plan();
+        let (items, tile_rows) = g.plan(TILE_ELEMS);
         out.par_chunks_mut(items * g.out_item())
             .zip(x.par_chunks(items * g.in_item()))
-            .try_for_each(|(out, x)| forward_task(&g, tile_rows, x, wm, bias, out))?;
+            .try_for_each(|(out, x)| forward_task(&g, tile_rows, x, w, bias, out))?;
         Ok((CpuStorage::F32(out), shape))
     }
 
@@ -515,12 +626,8 @@ impl CustomOp3 for Conv2dOp {
         };
         let xd = contiguous(xs, xl)?;
         let dy = contiguous(gs, gl)?;
-        let w_off = match wl.contiguous_offsets() {
-            Some((a, _)) => a,
-            None => bail!("fast conv2d: non-contiguous kernel"),
-        };
-        let wm = weight_mat(&g, ws, w_off);
-        let (items, tile_rows) = g.plan();
+        let wd = contiguous(ws, wl)?;
+        let (items, tile_rows) = g.plan(BACKWARD_TILE_ELEMS);
         let (in_chunk, out_chunk) = (items * g.in_item(), items * g.out_item());
         let zero = || (vec![0f32; g.cout * g.ckk()], vec![0f32; g.cout]);
         // Per-chunk partial gradients are summed in chunk order (`sum_in_order`), not in
@@ -537,7 +644,7 @@ impl CustomOp3 for Conv2dOp {
                 .zip(dy.par_chunks(out_chunk))
                 .map(|((dx, x), dy)| {
                     let (mut dw, mut db) = zero();
-                    backward_task(&g, tile_rows, needs, x, wm, dy, Some(dx), &mut dw, &mut db)?;
+                    backward_task(&g, tile_rows, needs, x, wd, dy, Some(dx), &mut dw, &mut db)?;
                     Ok::<_, candle_core::Error>((dw, db))
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -548,7 +655,7 @@ impl CustomOp3 for Conv2dOp {
                 .zip(dy.par_chunks(out_chunk))
                 .map(|(x, dy)| {
                     let (mut dw, mut db) = zero();
-                    backward_task(&g, tile_rows, needs, x, wm, dy, None, &mut dw, &mut db)?;
+                    backward_task(&g, tile_rows, needs, x, wd, dy, None, &mut dw, &mut db)?;
                     Ok::<_, candle_core::Error>((dw, db))
                 })
                 .collect::<Result<Vec<_>>>()?;
