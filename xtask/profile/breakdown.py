@@ -8,8 +8,8 @@ Usage (docs/benchmarks.md, "Profile"):
     perf script -i step.perf -F ip,sym | python3 xtask/profile/breakdown.py
 
 `--delay` leaves out the set-up and the first steps (whose page faults are a one-off).
-Each sample is named by its innermost frame that matches a category (so the GEMM inside a
-convolution's kernel gradient counts as "conv: kernel grad"); samples whose innermost frames
+Each sample goes to the first category, in the list's order, that one of its frames matches
+(so the GEMM inside a convolution's kernel gradient counts as "conv: kernel grad"); samples whose innermost frames
 are in the allocator or the kernel's page-fault path are also counted as allocation, per
 category. Categories follow the function names of crates/mtcool-models/src/ops/.
 """
@@ -23,12 +23,13 @@ ALLOCATION = re.compile(
     r"|mi_arena|do_huge_pmd|folio"
 )
 CATEGORIES = [
-    ("conv: input grad (GEMM + col2im)", r"conv::input_grad|conv::col2im"),
     ("conv: kernel grad (im2col + GEMM)", r"conv::kernel_grad"),
+    ("conv: input grad (transposed conv, or GEMM + col2im)",
+     r"conv::input_grad|conv::col2im"),
     ("conv: backward, rest (bias grad, partial sums)",
      r"ops::conv::\{impl#\d+\}::bwd|conv::backward_task|conv::gather_dy|conv::sum_in_order"),
     ("conv: forward (im2col + GEMM)",
-     r"ops::conv::\{impl#\d+\}::cpu_fwd|conv::forward_task|conv::forward_items"),
+     r"ops::conv::\{impl#\d+\}::cpu_fwd|conv::convolve|conv::forward_task|conv::forward_items"),
     ("BatchNorm+ReLU forward", r"batch_norm::\{impl#\d+\}::cpu_fwd|batch_norm::channel_stats"),
     ("BatchNorm+ReLU backward", r"batch_norm::\{impl#\d+\}::bwd"),
     ("max pooling", r"ops::pool::"),
@@ -43,10 +44,11 @@ CATEGORIES = [(name, re.compile(pattern)) for name, pattern in CATEGORIES]
 
 
 def category(frames):
-    for frame in frames:
-        for name, pattern in CATEGORIES:
-            if pattern.search(frame):
-                return name
+    # The first category (in list order) any frame matches: the specific parts of an op
+    # (its kernel gradient) before the op, ops before the autograd and model code around them.
+    for name, pattern in CATEGORIES:
+        if any(pattern.search(frame) for frame in frames):
+            return name
     return "other (rayon, idle, unattributed)"
 
 

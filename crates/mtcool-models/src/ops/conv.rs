@@ -589,13 +589,8 @@ impl CustomOp3 for Conv2dOp {
         let x = contiguous(s1, l1)?;
         let w = contiguous(s2, l2)?;
         let bias = contiguous(s3, l3)?;
-        let shape = Shape::from((g.n, g.cout, g.ho, g.wo));
-        let mut out = vec![0f32; shape.elem_count()];
-        let (items, tile_rows) = g.plan(TILE_ELEMS);
-        out.par_chunks_mut(items * g.out_item())
-            .zip(x.par_chunks(items * g.in_item()))
-            .try_for_each(|(out, x)| forward_task(&g, tile_rows, x, w, bias, out))?;
-        Ok((CpuStorage::F32(out), shape))
+        let out = convolve(&g, x, w, bias)?;
+        Ok((CpuStorage::F32(out), Shape::from((g.n, g.cout, g.ho, g.wo))))
     }
 
     fn bwd(
@@ -627,40 +622,13 @@ impl CustomOp3 for Conv2dOp {
         let xd = contiguous(xs, xl)?;
         let dy = contiguous(gs, gl)?;
         let wd = contiguous(ws, wl)?;
-        let (items, tile_rows) = g.plan(BACKWARD_TILE_ELEMS);
-        let (in_chunk, out_chunk) = (items * g.in_item(), items * g.out_item());
-        let zero = || (vec![0f32; g.cout * g.ckk()], vec![0f32; g.cout]);
-        // Per-chunk partial gradients are summed in chunk order (`sum_in_order`), not in
-        // rayon's work-stealing order, so that the same seed gives bit-identical training.
         let mut dx = if need_dx {
             vec![0f32; g.n * g.in_item()]
         } else {
             Vec::new()
         };
-        let (dw, db) = if need_dx {
-            let partials = dx
-                .par_chunks_mut(in_chunk)
-                .zip(xd.par_chunks(in_chunk))
-                .zip(dy.par_chunks(out_chunk))
-                .map(|((dx, x), dy)| {
-                    let (mut dw, mut db) = zero();
-                    backward_task(&g, tile_rows, needs, x, wd, dy, Some(dx), &mut dw, &mut db)?;
-                    Ok::<_, candle_core::Error>((dw, db))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            sum_in_order(partials, zero)
-        } else {
-            let partials = xd
-                .par_chunks(in_chunk)
-                .zip(dy.par_chunks(out_chunk))
-                .map(|(x, dy)| {
-                    let (mut dw, mut db) = zero();
-                    backward_task(&g, tile_rows, needs, x, wd, dy, None, &mut dw, &mut db)?;
-                    Ok::<_, candle_core::Error>((dw, db))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            sum_in_order(partials, zero)
-        };
+        let dx_slice = need_dx.then_some(dx.as_mut_slice());
+        let (dw, db) = parameter_grads(&g, needs, xd, wd, dy, dx_slice)?;
         let dev = x.device();
         let dx = if need_dx {
             Some(Tensor::from_vec(dx, x.shape(), dev)?)
@@ -679,6 +647,52 @@ impl CustomOp3 for Conv2dOp {
         };
         Ok((dx, dw, db))
     }
+}
+
+/// The convolution of contiguous operands: `(N, Cout, H', W')`, items spread over rayon tasks.
+fn convolve(g: &Geom, x: &[f32], w: &[f32], bias: &[f32]) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; g.n * g.out_item()];
+    let (items, tile_rows) = g.plan(TILE_ELEMS);
+    out.par_chunks_mut(items * g.out_item())
+        .zip(x.par_chunks(items * g.in_item()))
+        .try_for_each(|(out, x)| forward_task(g, tile_rows, x, w, bias, out))?;
+    Ok(out)
+}
+
+/// The kernel and bias gradients (each zero when not needed), and the input gradient into
+/// `dx` when given, over rayon tasks of whole items.
+fn parameter_grads(
+    g: &Geom,
+    needs: Needs,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (items, tile_rows) = g.plan(BACKWARD_TILE_ELEMS);
+    let (in_chunk, out_chunk) = (items * g.in_item(), items * g.out_item());
+    let zero = || (vec![0f32; g.cout * g.ckk()], vec![0f32; g.cout]);
+    let task = |x: &[f32], dy: &[f32], dx: Option<&mut [f32]>| {
+        let (mut dw, mut db) = zero();
+        backward_task(g, tile_rows, needs, x, w, dy, dx, &mut dw, &mut db)?;
+        Ok::<_, candle_core::Error>((dw, db))
+    };
+    // Per-chunk partial gradients are summed in chunk order (`sum_in_order`), not in rayon's
+    // work-stealing order, so that the same seed gives bit-identical training.
+    let partials = match dx {
+        Some(dx) => dx
+            .par_chunks_mut(in_chunk)
+            .zip(x.par_chunks(in_chunk))
+            .zip(dy.par_chunks(out_chunk))
+            .map(|((dx, x), dy)| task(x, dy, Some(dx)))
+            .collect::<Result<Vec<_>>>()?,
+        None => x
+            .par_chunks(in_chunk)
+            .zip(dy.par_chunks(out_chunk))
+            .map(|(x, dy)| task(x, dy, None))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    Ok(sum_in_order(partials, zero))
 }
 
 /// Fast `conv2d(x, w) + b` on f32 CPU tensors (see [`super::conv2d`]).
