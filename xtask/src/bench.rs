@@ -442,6 +442,8 @@ const LENET: &str = "lenet";
 const TORCH: &str = "torch";
 const LARGE: &str = "large";
 const GRID: &str = "grid";
+/// The perf breakdown of one step (`xtask/profile/breakdown.py`): written by hand, kept as is.
+const PROFILE: &str = "profile";
 
 /// The text of section `name` in an earlier report, between its markers. Reports written
 /// before the sections had markers hold only the LeNet section, from the "Written by" line
@@ -483,7 +485,7 @@ pub fn run(args: Args) -> Result<()> {
     let out = in_workspace(&args.out);
     let old = std::fs::read_to_string(&out).unwrap_or_default();
     let mut sections: Vec<(&str, Option<String>)> =
-        vec![(LENET, None), (TORCH, None), (LARGE, None), (GRID, None)];
+        vec![(LENET, None), (TORCH, None), (LARGE, None), (GRID, None), (PROFILE, None)];
     if rows.contains(&Row::Lenet) {
         sections[0].1 = Some(lenet_section(&args)?);
     }
@@ -514,10 +516,14 @@ pub fn run(args: Args) -> Result<()> {
          on. Timings on a shared machine are noisy.\n"
     );
     for (name, fresh) in sections {
-        let body = fresh
+        let kept = fresh
             .map(|s| s.trim().to_string())
-            .or_else(|| old_section(&old, name))
-            .unwrap_or_else(|| format!("_Section `{name}` not measured yet._"));
+            .or_else(|| old_section(&old, name));
+        let body = match kept {
+            Some(body) => body,
+            None if name == PROFILE => continue,
+            None => format!("_Section `{name}` not measured yet._"),
+        };
         let _ = writeln!(
             report,
             "<!-- bench:{name} -->\n{body}\n<!-- /bench:{name} -->\n"
