@@ -24,8 +24,7 @@ ALLOCATION = re.compile(
 )
 CATEGORIES = [
     ("conv: kernel grad (im2col + GEMM)", r"conv::kernel_grad"),
-    ("conv: input grad (transposed conv, or GEMM + col2im)",
-     r"conv::input_grad|conv::col2im"),
+    ("conv: input grad (GEMM + col2im)", r"conv::input_grad|conv::col2im"),
     ("conv: backward, rest (bias grad, partial sums)",
      r"ops::conv::\{impl#\d+\}::bwd|conv::backward_task|conv::gather_dy|conv::sum_in_order"),
     ("conv: forward (im2col + GEMM)",

@@ -484,8 +484,13 @@ pub fn run(args: Args) -> Result<()> {
         .unwrap_or_else(|| vec![Row::Lenet, Row::Unet, Row::Psinet, Row::Torch, Row::Grid]);
     let out = in_workspace(&args.out);
     let old = std::fs::read_to_string(&out).unwrap_or_default();
-    let mut sections: Vec<(&str, Option<String>)> =
-        vec![(LENET, None), (TORCH, None), (LARGE, None), (GRID, None), (PROFILE, None)];
+    let mut sections: Vec<(&str, Option<String>)> = vec![
+        (LENET, None),
+        (TORCH, None),
+        (LARGE, None),
+        (GRID, None),
+        (PROFILE, None),
+    ];
     if rows.contains(&Row::Lenet) {
         sections[0].1 = Some(lenet_section(&args)?);
     }

@@ -57,8 +57,8 @@ pub fn init() {
 ///
 /// A training step frees and reallocates the same large activation buffers every iteration.
 /// With mimalloc's default (purge after 1 s) the pages of a buffer go back to the OS between
-/// two uses and are faulted in and zeroed again: about a sixth of a U-Net-MT step on 2 cores
-/// (`docs/benchmarks.md`). Kept, they cost only the peak memory of one step, which the process
+/// two uses and are faulted in and zeroed again: about a fifth of a U-Net-MT bench run on 2 cores
+/// (`docs/benchmarks.md`, "Profile"). Kept, they cost only the peak memory of one step, which the process
 /// needs anyway. Without mimalloc as the global allocator the call changes nothing.
 fn keep_freed_memory() {
     // `mi_option_purge_delay` in mimalloc.h (v2 and v3); libmimalloc-sys 0.1.49 names the
