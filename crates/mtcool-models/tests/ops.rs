@@ -68,6 +68,10 @@ const CONV_CASES: &[ConvCase] = &[
     // Padding wider than half the kernel (whole rows and columns of padding), stride 3.
     (2, 3, 6, 5, 4, 3, 1, 2),
     (2, 2, 11, 10, 3, 3, 3, 2),
+    // Wide 3 × 3 stride-1 layers: the Winograd path (odd sizes, paddings 0, 1, 2).
+    (2, 64, 9, 11, 128, 3, 1, 1),
+    (1, 128, 7, 6, 64, 3, 1, 0),
+    (3, 64, 5, 4, 130, 3, 1, 2),
 ];
 
 /// Candle's `conv2d` computed on the explicitly zero-padded input cropped to the rows and

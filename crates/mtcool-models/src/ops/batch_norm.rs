@@ -12,11 +12,13 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::linalg::f32_slice;
+use super::simd::vectorized;
 
 /// Smallest amount of work (elements) per rayon task.
 const MIN_TASK_ELEMS: usize = 1 << 14;
 
-/// Per-channel mean and biased variance of a contiguous `(N, C, P)` buffer.
+/// Per-channel mean and biased variance of a contiguous `(N, C, P)` buffer: two passes (the
+/// mean, then the squared deviations from it), each summed by [`run_sum`].
 fn channel_stats(x: &[f32], n: usize, c: usize, p: usize) -> (Vec<f32>, Vec<f32>) {
     let m = (n * p) as f64;
     let stats: Vec<(f32, f32)> = (0..c)
@@ -24,24 +26,48 @@ fn channel_stats(x: &[f32], n: usize, c: usize, p: usize) -> (Vec<f32>, Vec<f32>
         .with_min_len((MIN_TASK_ELEMS / (n * p).max(1)).max(1))
         .map(|ch| {
             let planes = || (0..n).map(move |i| &x[(i * c + ch) * p..(i * c + ch + 1) * p]);
-            let sum: f64 = planes()
-                .map(|pl| pl.iter().map(|&v| f64::from(v)).sum::<f64>())
-                .sum();
+            let sum: f64 = planes().map(|pl| run_sum(pl, |v| v)).sum();
             let mean = sum / m;
+            let centre = mean as f32;
             let sq: f64 = planes()
                 .map(|pl| {
-                    pl.iter()
-                        .map(|&v| {
-                            let d = f64::from(v) - mean;
-                            d * d
-                        })
-                        .sum::<f64>()
+                    run_sum(pl, |v| {
+                        let d = v - centre;
+                        d * d
+                    })
                 })
                 .sum();
-            (mean as f32, (sq / m) as f32)
+            // Σ (v − c)² with c = mean rounded to f32, corrected to the deviations from the
+            // mean itself: Σ (v − mean)² = Σ (v − c)² − m·(mean − c)².
+            let shift = mean - f64::from(centre);
+            (centre, ((sq / m) - shift * shift).max(0.0) as f32)
         })
         .collect();
     stats.into_iter().unzip()
+}
+
+/// `Σ f(v)` over a plane: eight f32 partial sums over runs of 256 values (which the compiler
+/// vectorises; a plain f64 sum is one serial chain of additions), the runs gathered in f64.
+fn run_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    const RUN: usize = 256;
+    vectorized(
+        #[inline(always)]
+        || {
+            xs.chunks(RUN)
+                .map(|run| {
+                    let mut acc = [0f32; 8];
+                    let mut lanes = run.chunks_exact(8);
+                    for chunk in &mut lanes {
+                        for (a, &v) in acc.iter_mut().zip(chunk) {
+                            *a += f(v);
+                        }
+                    }
+                    let tail: f32 = lanes.remainder().iter().map(|&v| f(v)).sum();
+                    f64::from(acc.iter().sum::<f32>() + tail)
+                })
+                .sum()
+        },
+    )
 }
 
 /// `y = γ·(x − μ)·inv + β` (then ReLU) with the batch's statistics fixed in the op.
@@ -55,6 +81,14 @@ struct BatchNormOp {
 /// `(Σ g, Σ g·(x − μ))` over one plane, `g = dy` (masked where `y ≤ 0` when `RELU`), with
 /// f32 partial sums over short runs gathered in f64.
 fn plane_sums<const RELU: bool>(x: &[f32], dy: &[f32], y: &[f32], mean: f32) -> (f64, f64) {
+    vectorized(
+        #[inline(always)]
+        || plane_sums_body::<RELU>(x, dy, y, mean),
+    )
+}
+
+#[inline(always)]
+fn plane_sums_body<const RELU: bool>(x: &[f32], dy: &[f32], y: &[f32], mean: f32) -> (f64, f64) {
     const RUN: usize = 256;
     let (mut sg, mut sgx) = (0f64, 0f64);
     for (k, (xr, gr)) in x.chunks(RUN).zip(dy.chunks(RUN)).enumerate() {
@@ -126,15 +160,20 @@ impl CustomOp3 for BatchNormOp {
                 let ch = plane % c;
                 let scale = gamma[ch] * self.inv_std[ch];
                 let shift = beta[ch] - self.mean[ch] * scale;
-                if self.relu {
-                    for (o, &v) in out.iter_mut().zip(x) {
-                        *o = (v * scale + shift).max(0.0);
-                    }
-                } else {
-                    for (o, &v) in out.iter_mut().zip(x) {
-                        *o = v * scale + shift;
-                    }
-                }
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        if self.relu {
+                            for (o, &v) in out.iter_mut().zip(x) {
+                                *o = (v * scale + shift).max(0.0);
+                            }
+                        } else {
+                            for (o, &v) in out.iter_mut().zip(x) {
+                                *o = v * scale + shift;
+                            }
+                        }
+                    },
+                );
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -210,25 +249,28 @@ impl CustomOp3 for BatchNormOp {
                     let (a, b) = (k * m, -k * (sg - mean[ch] * inv[ch] * sgx));
                     let cx = -k * inv[ch] * sgx;
                     let r = plane * p..(plane + 1) * p;
-                    match y {
-                        Some(y) => {
-                            for ((d, (&xv, &gv)), &yv) in dx
-                                .iter_mut()
-                                .zip(xd[r.clone()].iter().zip(&dy[r.clone()]))
-                                .zip(&y[r])
-                            {
-                                let gv = if yv > 0.0 { gv } else { 0.0 };
-                                *d = a * gv + b + cx * xv;
+                    vectorized(
+                        #[inline(always)]
+                        || match y {
+                            Some(y) => {
+                                for ((d, (&xv, &gv)), &yv) in dx
+                                    .iter_mut()
+                                    .zip(xd[r.clone()].iter().zip(&dy[r.clone()]))
+                                    .zip(&y[r])
+                                {
+                                    let gv = if yv > 0.0 { gv } else { 0.0 };
+                                    *d = a * gv + b + cx * xv;
+                                }
                             }
-                        }
-                        None => {
-                            for (d, (&xv, &gv)) in
-                                dx.iter_mut().zip(xd[r.clone()].iter().zip(&dy[r]))
-                            {
-                                *d = a * gv + b + cx * xv;
+                            None => {
+                                for (d, (&xv, &gv)) in
+                                    dx.iter_mut().zip(xd[r.clone()].iter().zip(&dy[r]))
+                                {
+                                    *d = a * gv + b + cx * xv;
+                                }
                             }
-                        }
-                    }
+                        },
+                    );
                 });
             Some(Tensor::from_vec(dx, x.shape(), x.device())?)
         } else {

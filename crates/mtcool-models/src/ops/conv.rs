@@ -5,14 +5,18 @@
 //! all its items, or, when one item's column matrix is too large, ranges of its output rows.
 //! A tile's column matrix `colT` (`C·k·k` × `m`, `m` = the tile's output positions, row-major)
 //! stays in cache; its rows are shifted copies of input rows, so im2col and col2im move whole
-//! row segments. Per tile:
+//! row segments. Products go through `gemm` on strided views (`super::linalg`), written or
+//! accumulated straight into their destinations. Per tile:
 //!
-//! - forward: `out = W × colT` (`Cout` × `m`), copied to `(N, Cout, H', W')` with the bias added
-//!   in the same pass;
-//! - backward: the tile's output gradient gathered as `dY` (`Cout` × `m`; its row sums are the
-//!   bias gradient), `colT` recomputed, `dW += dY × colTᵀ` (one GEMM over all the tile's
-//!   positions), and, only when the input tracks a gradient, `dcolT = Wᵀ × dY` scattered back
-//!   by col2im.
+//! - forward: `out = W × colT` (`Cout` × `m`): for a tile of one item accumulated onto the bias
+//!   in the output map itself (the tile's rows of every channel are a strided matrix of it);
+//!   for a tile of several small items into scratch, then copied with the bias added;
+//! - backward: the tile's output gradient `dY` (`Cout` × `m`; its row sums are the bias
+//!   gradient) read in place for one item, gathered for several; `colT` recomputed; the kernel
+//!   gradient over all the tile's positions, as `dW += dY × colTᵀ` for several items and as
+//!   `dWᵀ += colT × dYᵀ` for one (the layout whose operands `gemm` packs cheaply; tiles of one
+//!   item are 4× larger in the backward pass); and, only when the input tracks a gradient,
+//!   `dcolT = Wᵀ × dY` scattered back by col2im.
 //!
 //! Per-task partial kernel and bias gradients are summed at the end.
 
@@ -22,6 +26,8 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::linalg::{f32_slice, gemm_into, Dst, Mat};
+use super::simd::vectorized;
+use super::winograd;
 
 /// Target size (in f32 elements) of one tile's column matrix: 256 KiB, to stay in L2 with the
 /// product and the kernel.
@@ -79,6 +85,20 @@ impl Geom {
             ho: (h + 2 * pad - kh) / stride + 1,
             wo: (wi + 2 * pad - kh) / stride + 1,
         })
+    }
+
+    /// The Winograd path's shapes, when it applies to this convolution.
+    fn winograd(&self) -> Option<winograd::Plane> {
+        winograd::applies(self.k, self.stride, self.pad, self.c, self.cout).then_some(
+            winograd::Plane {
+                n: self.n,
+                cin: self.c,
+                h: self.h,
+                w: self.w,
+                cout: self.cout,
+                pad: self.pad,
+            },
+        )
     }
 
     /// Rows of the column matrix.
@@ -246,6 +266,14 @@ fn copy_segment(dst: &mut [f32], src: &[f32]) {
 /// for the tile's output positions `q = (item, oh, ow)` (0 in the padding). `x` holds the task's
 /// items.
 fn im2col(g: &Geom, x: &[f32], tile: &Tile, col: &mut [f32]) {
+    vectorized(
+        #[inline(always)]
+        || im2col_body(g, x, tile, col),
+    );
+}
+
+#[inline(always)]
+fn im2col_body(g: &Geom, x: &[f32], tile: &Tile, col: &mut [f32]) {
     let m = tile.m(g);
     if g.stride == 1 && g.pad == 0 {
         // Every segment is a full input-row slice: copy the tile's rows block by block.
@@ -295,6 +323,14 @@ fn im2col(g: &Geom, x: &[f32], tile: &Tile, col: &mut [f32]) {
 
 /// col2im, the adjoint of [`im2col`]: adds `col` into the task's input gradient `dx`.
 fn col2im(g: &Geom, col: &[f32], tile: &Tile, dx: &mut [f32]) {
+    vectorized(
+        #[inline(always)]
+        || col2im_body(g, col, tile, dx),
+    );
+}
+
+#[inline(always)]
+fn col2im_body(g: &Geom, col: &[f32], tile: &Tile, dx: &mut [f32]) {
     let m = tile.m(g);
     if g.stride == 1 && g.pad == 0 {
         let (k, wo, per_item) = (g.k, g.wo, tile.per_item(g));
@@ -337,6 +373,14 @@ fn col2im(g: &Geom, col: &[f32], tile: &Tile, dx: &mut [f32]) {
 
 /// Sum of a slice, with eight partial sums (vectorised, and more accurate on long rows).
 fn sum(xs: &[f32]) -> f32 {
+    vectorized(
+        #[inline(always)]
+        || sum_body(xs),
+    )
+}
+
+#[inline(always)]
+fn sum_body(xs: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let mut chunks = xs.chunks_exact(8);
     for c in &mut chunks {
@@ -589,7 +633,10 @@ impl CustomOp3 for Conv2dOp {
         let x = contiguous(s1, l1)?;
         let w = contiguous(s2, l2)?;
         let bias = contiguous(s3, l3)?;
-        let out = convolve(&g, x, w, bias)?;
+        let out = match g.winograd() {
+            Some(p) => winograd::forward(&p, x, w, bias)?,
+            None => convolve(&g, x, w, bias)?,
+        };
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.cout, g.ho, g.wo))))
     }
 
@@ -622,13 +669,19 @@ impl CustomOp3 for Conv2dOp {
         let xd = contiguous(xs, xl)?;
         let dy = contiguous(gs, gl)?;
         let wd = contiguous(ws, wl)?;
-        let mut dx = if need_dx {
-            vec![0f32; g.n * g.in_item()]
-        } else {
-            Vec::new()
+        let (dx, dw, db) = match g.winograd() {
+            Some(p) => winograd_grads(&p, needs, need_dx, xd, wd, dy)?,
+            None => {
+                let mut dx = if need_dx {
+                    vec![0f32; g.n * g.in_item()]
+                } else {
+                    Vec::new()
+                };
+                let dx_slice = need_dx.then_some(dx.as_mut_slice());
+                let (dw, db) = parameter_grads(&g, needs, xd, wd, dy, dx_slice)?;
+                (dx, dw, db)
+            }
         };
-        let dx_slice = need_dx.then_some(dx.as_mut_slice());
-        let (dw, db) = parameter_grads(&g, needs, xd, wd, dy, dx_slice)?;
         let dev = x.device();
         let dx = if need_dx {
             Some(Tensor::from_vec(dx, x.shape(), dev)?)
@@ -693,6 +746,41 @@ fn parameter_grads(
             .collect::<Result<Vec<_>>>()?,
     };
     Ok(sum_in_order(partials, zero))
+}
+
+/// The input, kernel and bias gradients of a Winograd convolution (each empty when not
+/// needed).
+fn winograd_grads(
+    p: &winograd::Plane,
+    needs: Needs,
+    need_dx: bool,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let dx = if need_dx {
+        winograd::input_grad(p, w, dy)?
+    } else {
+        Vec::new()
+    };
+    let dw = if needs.dw {
+        winograd::kernel_grad(p, x, dy)?
+    } else {
+        Vec::new()
+    };
+    let plane = p.ho() * p.wo();
+    let db = if needs.db {
+        (0..p.cout)
+            .map(|o| {
+                (0..p.n)
+                    .map(|item| sum(&dy[(item * p.cout + o) * plane..][..plane]))
+                    .sum()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok((dx, dw, db))
 }
 
 /// Fast `conv2d(x, w) + b` on f32 CPU tensors (see [`super::conv2d`]).

@@ -15,14 +15,17 @@
 //! - [`batch_norm_train`]: training-mode BatchNorm (optionally fused with the ReLU after it)
 //!   with per-channel statistics in one pass and a hand-written backward.
 //!
-//! Work is spread over the batch with rayon; the GEMMs are candle's (the `gemm` crate), called
-//! on strided views of the op's buffers. Only `f32` tensors on the CPU take the fast path: other
-//! dtypes and devices (CUDA) fall back to candle's ops.
+//! Work is spread over the batch with rayon; the GEMMs are the `gemm` crate's (candle's CPU
+//! matmul engine, with its AVX-512 kernels enabled), called directly on strided views of the
+//! op's buffers. Only `f32` tensors on the CPU take the fast path: other dtypes and devices
+//! (CUDA) fall back to candle's ops.
 //!
 //! Performance notes for binaries: candle's CPU matmul looks the thread count up on every call
 //! and, when `RAYON_NUM_THREADS` is unset, re-reads `/proc/cpuinfo` each time (about 20% of a
 //! LeNet conv step here); and these ops, like candle's, allocate large buffers per call, so an
-//! allocator that reuses them (mimalloc) avoids page faults that otherwise cost about a third.
+//! allocator that reuses them (mimalloc) avoids page faults that otherwise cost about a third,
+//! provided it keeps freed memory mapped (`mtcool_train::cli::init` sets mimalloc's purge delay
+//! to never).
 //!
 //! ```
 //! # fn main() -> candle_core::Result<()> {
@@ -41,7 +44,11 @@ mod batch_norm;
 mod conv;
 mod linalg;
 mod pool;
+mod simd;
 mod upsample;
+mod winograd;
+
+pub use winograd::Winograd;
 
 use candle_core::{DType, Result, Tensor};
 
@@ -110,6 +117,15 @@ pub fn conv2d(
         x.conv2d(w, padding, stride, 1, 1)?
             .broadcast_add(&b.reshape((1, cout, 1, 1))?)
     }
+}
+
+/// When the fast `conv2d` computes 3 × 3, stride-1 convolutions by Winograd's F(2×2, 3×3)
+/// instead of im2col + GEMM, for the whole process (default [`Winograd::Auto`]; the
+/// environment variable `MTCOOL_WINOGRAD=off|auto|always` sets the starting mode). The two
+/// algorithms round differently, so the mode changes results in the last digits; it is for
+/// comparing them (`examples/conv_bench.rs`), not for everyday use.
+pub fn set_winograd(mode: Winograd) {
+    winograd::set_mode(mode);
 }
 
 /// Non-overlapping max pooling, kernel = stride = `k`: `x: (N, C, H, W)` →

@@ -1,0 +1,34 @@
+//! Element loops compiled for the CPU they run on.
+//!
+//! The workspace builds for the baseline x86-64 instruction set (SSE2), so the compiler
+//! vectorises the ops' plain loops (im2col / col2im copies and sums, BatchNorm's passes) four
+//! floats at a time. [`vectorized`] runs a closure through `pulp`'s run-time dispatch, which
+//! inlines it into a copy compiled for AVX-512 or AVX2/FMA where the CPU has them. The
+//! arithmetic is the same in every copy (Rust neither reassociates nor fuses floating-point
+//! operations), so the results do not depend on the instruction set.
+
+/// `f()`, compiled for the best instruction set of this CPU. `f`'s loops must be inlined into
+/// it (closures and `#[inline(always)]` helpers are); functions it calls out of line keep the
+/// baseline code.
+#[inline(always)]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_the_closure_once_and_returns_its_value() {
+        let mut calls = 0;
+        let sum = vectorized(
+            #[inline(always)]
+            || {
+                calls += 1;
+                (1..=100).map(|i| i as f32).sum::<f32>()
+            },
+        );
+        assert_eq!((sum, calls), (5050.0, 1));
+    }
+}
