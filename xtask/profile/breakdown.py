@@ -23,6 +23,9 @@ ALLOCATION = re.compile(
     r"|mi_arena|do_huge_pmd|folio"
 )
 CATEGORIES = [
+    ("conv: Winograd kernel grad", r"winograd::kernel_grad"),
+    ("conv: Winograd input grad", r"winograd::input_grad"),
+    ("conv: Winograd forward", r"winograd::forward|winograd::correlate"),
     ("conv: kernel grad (im2col + GEMM)", r"conv::kernel_grad"),
     ("conv: input grad (GEMM + col2im)", r"conv::input_grad|conv::col2im"),
     ("conv: backward, rest (bias grad, partial sums)",

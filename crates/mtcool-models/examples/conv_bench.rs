@@ -2,8 +2,8 @@
 //! and with Winograd F(2×2, 3×3) (`Winograd::Always`; by default the fast ops pick it only
 //! where it is faster), alternating step by step:
 //! `MIMALLOC_PURGE_DELAY=-1 cargo run -p mtcool-models --release --example conv_bench -- N C H Cout [...]`
-//! (groups of four numbers; default: U-Net-MT's layers at batch 4). Medians of 7 steps after
-//! one warm-up.
+//! (groups of four numbers; default: U-Net-MT's layers at batch 4). Medians of
+//! `CONV_BENCH_STEPS` (default 7) steps after one warm-up.
 
 use std::time::Instant;
 
@@ -51,7 +51,11 @@ fn time(shape: [usize; 4]) -> Result<Vec<(f64, f64)>> {
     let b = Var::from_tensor(&tensor(&[cout], 3.0)?)?;
     let r = tensor(&[n, cout, h, h], 4.0)?;
     let mut times = vec![(Vec::new(), Vec::new()); 2];
-    for i in 0..8 {
+    let steps: usize = std::env::var("CONV_BENCH_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    for i in 0..=steps {
         for (mode, t) in [Winograd::Off, Winograd::Always]
             .into_iter()
             .zip(times.iter_mut())

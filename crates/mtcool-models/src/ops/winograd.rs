@@ -254,11 +254,21 @@ fn input_transform_body(
     // then the vertical transform of each half.
     let mut d = vec![0f32; 8 * half];
     let mut t = vec![0f32; 2 * half];
+    let mut previous: Option<usize> = None;
     for (local, global) in rows.enumerate() {
         let (item, r) = (global / tr, global % tr);
         let plane = &x[(item * p.cin + c) * p.h * p.w..][..p.h * p.w];
-        for (i, halves) in d.chunks_exact_mut(2 * half).enumerate() {
-            split_padded_row(plane, p, (2 * r + i) as isize - p.pad as isize, halves);
+        // Rows 2 and 3 of a tile row are rows 0 and 1 of the next one in the same item.
+        let first_new = if previous.is_some_and(|g| g + 1 == global && r > 0) {
+            d.copy_within(4 * half.., 0);
+            2
+        } else {
+            0
+        };
+        previous = Some(global);
+        for (i, halves) in d.chunks_exact_mut(2 * half).enumerate().skip(first_new) {
+            let ih = (2 * r + i) as isize - p.pad as isize;
+            split_padded_row(plane, p, ih, halves, &mut t);
         }
         let row = |i: usize| &d[2 * half * i..2 * half * (i + 1)];
         let (d0, d1, d2, d3) = (row(0), row(1), row(2), row(3));
@@ -296,27 +306,27 @@ fn input_transform_body(
 }
 
 /// Input row `ih` of a plane, shifted right by the padding (zero outside the image), split
-/// into its even and odd padded columns: `halves = [even | odd]`, `tc + 1` each.
+/// into its even and odd padded columns: `halves = [even | odd]`, `tc + 1` each; `padded` is
+/// scratch of the same length.
 #[inline(always)]
-fn split_padded_row(plane: &[f32], p: &Plane, ih: isize, halves: &mut [f32]) {
-    halves.fill(0.0);
+fn split_padded_row(plane: &[f32], p: &Plane, ih: isize, halves: &mut [f32], padded: &mut [f32]) {
     if ih < 0 || ih as usize >= p.h {
+        halves.fill(0.0);
         return;
     }
     let src = &plane[ih as usize * p.w..][..p.w];
-    let half = halves.len() / 2;
-    let (even, odd) = halves.split_at_mut(half);
-    // Padded column q = input column q − pad; q = 2j (even) or 2j + 1 (odd).
-    let (first_even, first_odd) = if p.pad.is_multiple_of(2) {
-        (&mut even[p.pad / 2..], &mut odd[p.pad / 2..])
-    } else {
-        (&mut odd[p.pad / 2..], &mut even[p.pad / 2 + 1..])
-    };
-    for (dst, &v) in first_even.iter_mut().zip(src.iter().step_by(2)) {
-        *dst = v;
-    }
-    for (dst, &v) in first_odd.iter_mut().zip(src.iter().skip(1).step_by(2)) {
-        *dst = v;
+    // Padded column q = input column q − pad; the row is at least `pad + w` long.
+    padded[..p.pad].fill(0.0);
+    padded[p.pad..p.pad + p.w].copy_from_slice(src);
+    padded[p.pad + p.w..].fill(0.0);
+    let (even, odd) = halves.split_at_mut(halves.len() / 2);
+    for ((e, o), pair) in even
+        .iter_mut()
+        .zip(odd.iter_mut())
+        .zip(padded.chunks_exact(2))
+    {
+        *e = pair[0];
+        *o = pair[1];
     }
 }
 
@@ -693,6 +703,35 @@ mod tests {
         assert!(!applies(3, 2, 1, 128, 128));
         assert!(!applies(5, 1, 1, 128, 128));
         assert!(!applies(3, 1, 3, 128, 128));
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let p = Plane {
+            n: 2,
+            cin: 64,
+            h: 40,
+            w: 37,
+            cout: 48,
+            pad: 1,
+        };
+        let x = values(p.n * p.cin * p.h * p.w, 1.0);
+        let k = values(p.cout * p.cin * 9, 2.0);
+        let dy = values(p.n * p.cout * p.ho() * p.wo(), 3.0);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let y = forward(&p, &x, &k, &k[..p.cout]).unwrap();
+                let dx = input_grad(&p, &k, &dy).unwrap();
+                let dw = kernel_grad(&p, &x, &dy).unwrap();
+                (y, dx, dw)
+            })
+        };
+        assert!(p.chunks().count() > 1);
+        assert_eq!(run(1), run(3));
     }
 
     #[test]
