@@ -30,6 +30,8 @@ use rayon::prelude::*;
 use candle_core::Result;
 
 use super::linalg::{gemm_into, Dst, Mat};
+// Each transform runs through `vectorized` (compiled for AVX-512 / AVX2 where the CPU has them),
+// so they are `#[inline(always)]`.
 use super::simd::vectorized;
 
 /// Positions of a transformed tile.
@@ -232,21 +234,8 @@ fn untransform_kernel_grads(du: &[f32], cout: usize, cin: usize) -> Vec<f32> {
 
 /// `Bᵀ d B` of channel `c`'s tiles in global tile rows `rows`: `v[ξ][t]` (`t` local to the
 /// chunk, `tiles` apart).
-fn input_transform(p: &Plane, x: &[f32], c: usize, rows: std::ops::Range<usize>, v: &mut [f32]) {
-    vectorized(
-        #[inline(always)]
-        || input_transform_body(p, x, c, rows, v),
-    );
-}
-
 #[inline(always)]
-fn input_transform_body(
-    p: &Plane,
-    x: &[f32],
-    c: usize,
-    rows: std::ops::Range<usize>,
-    v: &mut [f32],
-) {
+fn input_transform(p: &Plane, x: &[f32], c: usize, rows: std::ops::Range<usize>, v: &mut [f32]) {
     let (tr, tc) = (p.tile_rows(), p.tile_cols());
     let tiles = rows.len() * tc;
     let half = tc + 1;
@@ -341,15 +330,8 @@ struct OutChannel<'a, 'b> {
 
 /// `Aᵀ m A` (+ bias) of output channel `o`'s tiles in global tile rows `rows`, written into its
 /// output planes; `m` is the chunk's `M[ξ][o][t]` (`t` local to the chunk).
-fn output_transform(p: &Plane, m: &[f32], rows: std::ops::Range<usize>, out: OutChannel) {
-    vectorized(
-        #[inline(always)]
-        || output_transform_body(p, m, rows, out),
-    );
-}
-
 #[inline(always)]
-fn output_transform_body(p: &Plane, m: &[f32], rows: std::ops::Range<usize>, out: OutChannel) {
+fn output_transform(p: &Plane, m: &[f32], rows: std::ops::Range<usize>, out: OutChannel) {
     let (tr, tc, ho, wo) = (p.tile_rows(), p.tile_cols(), p.ho(), p.wo());
     let tiles = rows.len() * tc;
     let (o, bias) = (out.o, out.bias);
@@ -395,21 +377,8 @@ fn output_transform_body(p: &Plane, m: &[f32], rows: std::ops::Range<usize>, out
 }
 
 /// `A dy Aᵀ` of output channel `o`'s gradient tiles in global tile rows `rows`: `dm[ξ][t]`.
-fn grad_transform(p: &Plane, dy: &[f32], o: usize, rows: std::ops::Range<usize>, dm: &mut [f32]) {
-    vectorized(
-        #[inline(always)]
-        || grad_transform_body(p, dy, o, rows, dm),
-    );
-}
-
 #[inline(always)]
-fn grad_transform_body(
-    p: &Plane,
-    dy: &[f32],
-    o: usize,
-    rows: std::ops::Range<usize>,
-    dm: &mut [f32],
-) {
+fn grad_transform(p: &Plane, dy: &[f32], o: usize, rows: std::ops::Range<usize>, dm: &mut [f32]) {
     let (tr, tc, ho, wo) = (p.tile_rows(), p.tile_cols(), p.ho(), p.wo());
     let tiles = rows.len() * tc;
     let mut r2 = vec![0f32; 4 * tc];
@@ -460,7 +429,12 @@ fn transform_chunk_input(p: &Plane, x: &[f32], rows: &std::ops::Range<usize>, v:
     v[..p.cin * XI * tiles]
         .par_chunks_mut(XI * tiles)
         .enumerate()
-        .for_each(|(c, vc)| input_transform(p, x, c, rows.clone(), vc));
+        .for_each(|(c, vc)| {
+            vectorized(
+                #[inline(always)]
+                || input_transform(p, x, c, rows.clone(), vc),
+            )
+        });
 }
 
 /// `V[ξ]` of a chunk: `Cin × tiles`, rows `16 · tiles` apart.
@@ -506,7 +480,10 @@ pub(super) fn correlate(p: &Plane, x: &[f32], u: &[f32], bias: Option<&[f32]>) -
                     planes,
                     first_item: first,
                 };
-                output_transform(p, &m, rows.clone(), out);
+                vectorized(
+                    #[inline(always)]
+                    || output_transform(p, &m, rows.clone(), out),
+                );
             });
     }
     Ok(out)
@@ -538,7 +515,12 @@ pub(super) fn kernel_grad(p: &Plane, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> 
         dm[..p.cout * XI * tiles]
             .par_chunks_mut(XI * tiles)
             .enumerate()
-            .for_each(|(o, dmo)| grad_transform(p, dy, o, rows.clone(), dmo));
+            .for_each(|(o, dmo)| {
+                vectorized(
+                    #[inline(always)]
+                    || grad_transform(p, dy, o, rows.clone(), dmo),
+                );
+            });
         // dU[ξ] += dM[ξ] × V[ξ]ᵀ, in parallel over ξ.
         du.par_chunks_mut(p.cout * p.cin)
             .enumerate()
