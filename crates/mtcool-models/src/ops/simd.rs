@@ -7,9 +7,10 @@
 //! arithmetic is the same in every copy (Rust neither reassociates nor fuses floating-point
 //! operations), so the results do not depend on the instruction set.
 
-/// `f()`, compiled for the best instruction set of this CPU. `f`'s loops must be inlined into
-/// it (closures and `#[inline(always)]` helpers are); functions it calls out of line keep the
-/// baseline code.
+/// `f()`, compiled for the best instruction set of this CPU. `f` must be a closure marked
+/// `#[inline(always)]`, and what it calls must be `#[inline(always)]` too: pulp's dispatcher
+/// only helps code inlined into it, and the compiler does not inline a large closure on its
+/// own (perf then shows it as a `{{closure}}` of its own, running the baseline code).
 #[inline(always)]
 pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
