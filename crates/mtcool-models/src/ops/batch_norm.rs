@@ -12,7 +12,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::linalg::f32_slice;
-use super::simd::vectorized;
+use super::simd::{lane_sum, vectorized};
 
 /// Smallest amount of work (elements) per rayon task.
 const MIN_TASK_ELEMS: usize = 1 << 14;
@@ -52,21 +52,7 @@ fn run_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     const RUN: usize = 256;
     vectorized(
         #[inline(always)]
-        || {
-            xs.chunks(RUN)
-                .map(|run| {
-                    let mut acc = [0f32; 8];
-                    let mut lanes = run.chunks_exact(8);
-                    for chunk in &mut lanes {
-                        for (a, &v) in acc.iter_mut().zip(chunk) {
-                            *a += f(v);
-                        }
-                    }
-                    let tail: f32 = lanes.remainder().iter().map(|&v| f(v)).sum();
-                    f64::from(acc.iter().sum::<f32>() + tail)
-                })
-                .sum()
-        },
+        || xs.chunks(RUN).map(|run| f64::from(lane_sum(run, &f))).sum(),
     )
 }
 

@@ -26,7 +26,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::linalg::{f32_slice, gemm_into, Dst, Mat};
-use super::simd::vectorized;
+use super::simd::{lane_sum, vectorized};
 use super::winograd;
 
 /// Target size (in f32 elements) of one tile's column matrix: 256 KiB, to stay in L2 with the
@@ -375,20 +375,8 @@ fn col2im_body(g: &Geom, col: &[f32], tile: &Tile, dx: &mut [f32]) {
 fn sum(xs: &[f32]) -> f32 {
     vectorized(
         #[inline(always)]
-        || sum_body(xs),
+        || lane_sum(xs, |v| v),
     )
-}
-
-#[inline(always)]
-fn sum_body(xs: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *a += v;
-        }
-    }
-    chunks.remainder().iter().sum::<f32>() + acc.iter().sum::<f32>()
 }
 
 /// Forward pass of one task: `x` and `out` hold its items; `w` is the `(Cout, C·k·k)` kernel.

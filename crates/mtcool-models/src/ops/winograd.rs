@@ -309,10 +309,16 @@ fn split_padded_row(plane: &[f32], p: &Plane, ih: isize, halves: &mut [f32], pad
     padded[p.pad..p.pad + p.w].copy_from_slice(src);
     padded[p.pad + p.w..].fill(0.0);
     let (even, odd) = halves.split_at_mut(halves.len() / 2);
+    deinterleave(padded, even, odd);
+}
+
+/// `even[j] = pairs[2j]`, `odd[j] = pairs[2j + 1]` (as far as the shortest goes).
+#[inline(always)]
+fn deinterleave(pairs: &[f32], even: &mut [f32], odd: &mut [f32]) {
     for ((e, o), pair) in even
         .iter_mut()
         .zip(odd.iter_mut())
-        .zip(padded.chunks_exact(2))
+        .zip(pairs.chunks_exact(2))
     {
         *e = pair[0];
         *o = pair[1];
@@ -401,10 +407,7 @@ fn grad_transform(p: &Plane, dy: &[f32], o: usize, rows: std::ops::Range<usize>,
             for ((tq, &u), &v) in t.iter_mut().zip(y0).zip(y1) {
                 *tq = s0 * u + s1 * v;
             }
-            for ((e, od), pair) in even.iter_mut().zip(odd.iter_mut()).zip(t.chunks_exact(2)) {
-                *e = pair[0];
-                *od = pair[1];
-            }
+            deinterleave(&t, &mut even, &mut odd);
             let base = 4 * a * tiles + local * tc;
             let mut out = dm[base..].chunks_mut(tiles);
             let mut next = || out.next().map(|row| &mut row[..tc]).unwrap_or_default();
@@ -602,19 +605,27 @@ mod tests {
         (1, 130, 9, 11, 70, 1),
     ];
 
+    /// Shape `s` of [`SHAPES`] with its input and kernel values.
+    fn case(s: usize) -> (Plane, Vec<f32>, Vec<f32>) {
+        let (n, cin, h, w, cout, pad) = SHAPES[s];
+        let p = Plane {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            pad,
+        };
+        let x = values(n * cin * h * w, s as f32);
+        let k = values(cout * cin * 9, 10.0 + s as f32);
+        (p, x, k)
+    }
+
     #[test]
     fn forward_matches_the_direct_correlation() {
-        for (s, &(n, cin, h, w, cout, pad)) in SHAPES.iter().enumerate() {
-            let p = Plane {
-                n,
-                cin,
-                h,
-                w,
-                cout,
-                pad,
-            };
-            let x = values(n * cin * h * w, s as f32);
-            let k = values(cout * cin * 9, 10.0 + s as f32);
+        for s in 0..SHAPES.len() {
+            let (p, x, k) = case(s);
+            let cout = p.cout;
             let bias = values(cout, 20.0);
             let mut want = naive(&p, &x, &k);
             let plane = p.ho() * p.wo();
@@ -628,17 +639,16 @@ mod tests {
 
     #[test]
     fn gradients_match_the_adjoints_of_the_direct_correlation() {
-        for (s, &(n, cin, h, w, cout, pad)) in SHAPES.iter().enumerate() {
-            let p = Plane {
+        for s in 0..SHAPES.len() {
+            let (p, x, k) = case(s);
+            let Plane {
                 n,
                 cin,
                 h,
                 w,
                 cout,
                 pad,
-            };
-            let x = values(n * cin * h * w, s as f32);
-            let k = values(cout * cin * 9, 10.0 + s as f32);
+            } = p;
             let dy = values(n * cout * p.ho() * p.wo(), 30.0 + s as f32);
             // dx = the direct correlation of dy with the turned, transposed kernel.
             let mut kt = vec![0f32; k.len()];
