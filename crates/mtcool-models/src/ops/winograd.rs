@@ -623,7 +623,7 @@ mod tests {
 
     #[test]
     fn forward_matches_the_direct_correlation() {
-        for s in 0..SHAPES.len() {
+        for (s, shape) in SHAPES.iter().enumerate() {
             let (p, x, k) = case(s);
             let cout = p.cout;
             let bias = values(cout, 20.0);
@@ -633,13 +633,13 @@ mod tests {
                 *v += f64::from(bias[i / plane % cout]);
             }
             let got = forward(&p, &x, &k, &bias).unwrap();
-            assert_close(&format!("{:?} y", SHAPES[s]), &got, &want);
+            assert_close(&format!("{shape:?} y"), &got, &want);
         }
     }
 
     #[test]
     fn gradients_match_the_adjoints_of_the_direct_correlation() {
-        for s in 0..SHAPES.len() {
+        for (s, shape) in SHAPES.iter().enumerate() {
             let (p, x, k) = case(s);
             let Plane {
                 n,
@@ -661,7 +661,7 @@ mod tests {
             }
             let want_dx = naive(&p.transposed(), &dy, &kt);
             let got_dx = input_grad(&p, &k, &dy).unwrap();
-            assert_close(&format!("{:?} dx", SHAPES[s]), &got_dx, &want_dx);
+            assert_close(&format!("{shape:?} dx"), &got_dx, &want_dx);
             // dw[o][c][a][b] = Σ dy[o][i][j] · x_padded[c][i + a][j + b]
             let (ho, wo) = (p.ho(), p.wo());
             let mut want_dw = vec![0f64; k.len()];
@@ -682,7 +682,7 @@ mod tests {
                 }
             }
             let got_dw = kernel_grad(&p, &x, &dy).unwrap();
-            assert_close(&format!("{:?} dw", SHAPES[s]), &got_dw, &want_dw);
+            assert_close(&format!("{shape:?} dw"), &got_dw, &want_dw);
         }
     }
 
