@@ -159,6 +159,7 @@ pub fn time_step(net: Net, ops: OpsBackend, timing: Timing) -> Result<f64> {
         let start = Instant::now();
         method.step(model.as_ref(), &batches, &mut rng)?;
         seconds.push(start.elapsed().as_secs_f64());
+        tracing::debug!("{}: step {:.3} s", net.label(), seconds[seconds.len() - 1]);
     }
     seconds.sort_by(f64::total_cmp);
     let mid = seconds.len() / 2;

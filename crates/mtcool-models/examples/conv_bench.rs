@@ -1,6 +1,6 @@
-//! Times forward and backward of one 3 × 3 padding-1 convolution per shape, with im2col + GEMM
-//! and with Winograd F(2×2, 3×3) (`Winograd::Always`; by default the fast ops pick it only
-//! where it is faster), alternating step by step:
+//! Times forward and backward of one 3 × 3 padding-1 convolution per shape, with im2col + GEMM,
+//! with Winograd F(2×2, 3×3) and with the direct kernels (`ConvAlgorithm::{Im2col, Winograd,
+//! Direct}`; by default the fast ops pick per shape), alternating step by step:
 //! `MIMALLOC_PURGE_DELAY=-1 cargo run -p mtcool-models --release --example conv_bench -- N C H Cout [...]`
 //! (groups of four numbers; default: U-Net-MT's layers at batch 4). Medians of
 //! `CONV_BENCH_STEPS` (default 7) steps after one warm-up.
@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Result, Tensor, Var};
-use mtcool_models::ops::{conv2d, set_winograd, OpsBackend, Winograd};
+use mtcool_models::ops::{conv2d, set_conv_algorithm, ConvAlgorithm, OpsBackend};
 
 // As the binaries: run with MIMALLOC_PURGE_DELAY=-1 to keep freed pages mapped.
 #[global_allocator]
@@ -20,10 +20,10 @@ fn tensor(shape: &[usize], seed: f32) -> Result<Tensor> {
     Tensor::from_vec(v, shape, &Device::Cpu)
 }
 
-fn step(x: &Var, w: &Var, b: &Var, r: &Tensor) -> Result<(f64, f64)> {
+fn step(x: &Tensor, w: &Var, b: &Var, r: &Tensor) -> Result<(f64, f64)> {
     let t = Instant::now();
     let y = conv2d(
-        x.as_tensor(),
+        x,
         w.as_tensor(),
         b.as_tensor(),
         1,
@@ -39,28 +39,47 @@ fn step(x: &Var, w: &Var, b: &Var, r: &Tensor) -> Result<(f64, f64)> {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Forward and backward medians (ms) with im2col and with Winograd,
-/// alternating step by step.
+/// The algorithms compared, in the order of the printed columns.
+const ALGORITHMS: [ConvAlgorithm; 3] = [
+    ConvAlgorithm::Im2col,
+    ConvAlgorithm::Winograd,
+    ConvAlgorithm::Direct,
+];
+
+/// Forward and backward medians (ms) of each of [`ALGORITHMS`], alternating step by step.
 fn time(shape: [usize; 4]) -> Result<Vec<(f64, f64)>> {
     let [n, c, h, cout] = shape;
-    let x = Var::from_tensor(&tensor(&[n, c, h, h], 1.0)?)?;
+    // `CONV_BENCH_NO_DX=1`: an input without gradient, so that the backward pass is the
+    // kernel (and bias) gradient alone.
+    let x = tensor(&[n, c, h, h], 1.0)?;
+    let x = if std::env::var_os("CONV_BENCH_NO_DX").is_some() {
+        x
+    } else {
+        Var::from_tensor(&x)?.as_tensor().clone()
+    };
     let w = Var::from_tensor(&tensor(&[cout, c, 3, 3], 2.0)?)?;
     let b = Var::from_tensor(&tensor(&[cout], 3.0)?)?;
     let r = tensor(&[n, cout, h, h], 4.0)?;
-    let mut times = vec![(Vec::new(), Vec::new()); 2];
+    let mut times = vec![(Vec::new(), Vec::new()); ALGORITHMS.len()];
     let steps: usize = std::env::var("CONV_BENCH_STEPS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
+    // `CONV_BENCH_ONLY=direct,im2col`: time only these algorithms (the others print NaN).
+    let only: Vec<ConvAlgorithm> = std::env::var("CONV_BENCH_ONLY")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(ConvAlgorithm::parse)
+        .collect();
     for i in 0..=steps {
-        for (mode, t) in [Winograd::Off, Winograd::Always]
-            .into_iter()
-            .zip(times.iter_mut())
-        {
-            set_winograd(mode);
+        for (algorithm, t) in ALGORITHMS.into_iter().zip(times.iter_mut()) {
+            if !only.is_empty() && !only.contains(&algorithm) {
+                continue;
+            }
+            set_conv_algorithm(algorithm);
             let (f, bk) = step(&x, &w, &b, &r)?;
             if i > 0 {
                 t.0.push(f * 1e3);
@@ -102,10 +121,20 @@ fn main() -> Result<()> {
     };
     for s in shapes {
         let t = time(s)?;
-        let (a, b) = (t[0], t[1]);
+        let (a, w, d) = (t[0], t[1], t[2]);
         println!(
-            "{s:?}: im2col {:.2} + {:.2} ms, winograd {:.2} + {:.2} ms: forward {:.2}x, backward {:.2}x",
-            a.0, a.1, b.0, b.1, a.0 / b.0, a.1 / b.1
+            "{s:?}: im2col {:.2} + {:.2} ms, winograd {:.2} + {:.2} ms, direct {:.2} + {:.2} ms; \
+             vs im2col: winograd {:.2}x / {:.2}x, direct {:.2}x / {:.2}x",
+            a.0,
+            a.1,
+            w.0,
+            w.1,
+            d.0,
+            d.1,
+            a.0 / w.0,
+            a.1 / w.1,
+            a.0 / d.0,
+            a.1 / d.1
         );
     }
     Ok(())

@@ -20,14 +20,14 @@
 //!
 //! Per-task partial kernel and bias gradients are summed at the end.
 
-use std::cell::RefCell;
-
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::algorithm::{self, Kernel};
 use super::linalg::{f32_slice, gemm_into, Dst, Mat};
+use super::scratch;
 use super::simd::{lane_sum, vectorized};
-use super::winograd;
+use super::{direct, winograd};
 
 /// Target size (in f32 elements) of one tile's column matrix: 256 KiB, to stay in L2 with the
 /// product and the kernel.
@@ -87,18 +87,18 @@ impl Geom {
         })
     }
 
-    /// The Winograd path's shapes, when it applies to this convolution.
-    fn winograd(&self) -> Option<winograd::Plane> {
-        winograd::applies(self.k, self.stride, self.pad, self.c, self.cout).then_some(
-            winograd::Plane {
-                n: self.n,
-                cin: self.c,
-                h: self.h,
-                w: self.w,
-                cout: self.cout,
-                pad: self.pad,
-            },
-        )
+    /// The algorithm of this convolution, with its shapes for the 3 × 3 paths.
+    fn algorithm(&self) -> (Kernel, winograd::Plane) {
+        let kernel = algorithm::pick(self.k, self.stride, self.pad, self.c, self.cout);
+        let plane = winograd::Plane {
+            n: self.n,
+            cin: self.c,
+            h: self.h,
+            w: self.w,
+            cout: self.cout,
+            pad: self.pad,
+        };
+        (kernel, plane)
     }
 
     /// Rows of the column matrix.
@@ -170,24 +170,6 @@ impl Tile {
     fn m(&self, g: &Geom) -> usize {
         self.items.len() * self.per_item(g)
     }
-}
-
-thread_local! {
-    /// Per-thread scratch buffers (column matrix, gathered output gradient), reused across
-    /// tiles and calls so that large temporaries are not returned to the OS each time.
-    static SCRATCH: RefCell<[Vec<f32>; 3]> =
-        const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
-}
-
-/// Takes scratch buffer `slot` of this thread, `len` long (contents unspecified).
-fn take_scratch(slot: usize, len: usize) -> Vec<f32> {
-    let mut v = SCRATCH.with(|s| std::mem::take(&mut s.borrow_mut()[slot]));
-    v.resize(len, 0.0);
-    v
-}
-
-fn put_scratch(slot: usize, v: Vec<f32>) {
-    SCRATCH.with(|s| s.borrow_mut()[slot] = v);
 }
 
 /// Output columns `ow` whose input column `ow·s + kw − p` lies inside `0..w`.
@@ -393,7 +375,7 @@ fn forward_task(
     let items = x.len() / g.in_item();
     for tile in g.tiles(items, tile_rows) {
         let (m, per_item) = (tile.m(g), tile.per_item(g));
-        let mut col = take_scratch(0, ckk * m);
+        let mut col = scratch::take(0, ckk * m);
         im2col(g, x, &tile, &mut col);
         let colm = Mat::row_major(&col, 0, ckk, m);
         let res = if tile.items.len() == 1 {
@@ -414,7 +396,7 @@ fn forward_task(
         } else {
             forward_items(g, &tile, wm, colm, bias, out)
         };
-        put_scratch(0, col);
+        scratch::put(0, col);
         res?;
     }
     Ok(())
@@ -432,7 +414,7 @@ fn forward_items(
 ) -> Result<()> {
     let (cout, wo, p) = (g.cout, g.wo, g.ho * g.wo);
     let (m, per_item) = (tile.m(g), tile.per_item(g));
-    let mut res = take_scratch(1, cout * m);
+    let mut res = scratch::take(1, cout * m);
     let done = gemm_into(Dst::row_major(&mut res, cout, m), wm, colm, false);
     if done.is_ok() {
         for (ii, item) in tile.items.clone().enumerate() {
@@ -448,7 +430,7 @@ fn forward_items(
             }
         }
     }
-    put_scratch(1, res);
+    scratch::put(1, res);
     done
 }
 
@@ -509,7 +491,7 @@ fn backward_task(
             res = input_grad(g, &tile, w, dy_mat, dx);
         }
         if let Some(buf) = gathered {
-            put_scratch(1, buf);
+            scratch::put(1, buf);
         }
         res?;
     }
@@ -528,7 +510,7 @@ fn backward_task(
 fn gather_dy(g: &Geom, tile: &Tile, dy: &[f32]) -> Vec<f32> {
     let (cout, wo, p) = (g.cout, g.wo, g.ho * g.wo);
     let (m, per_item) = (tile.m(g), tile.per_item(g));
-    let mut buf = take_scratch(1, cout * m);
+    let mut buf = scratch::take(1, cout * m);
     for (ii, item) in tile.items.clone().enumerate() {
         for o in 0..cout {
             let src = item * cout * p + o * p + tile.rows.start * wo;
@@ -543,11 +525,11 @@ fn gather_dy(g: &Geom, tile: &Tile, dy: &[f32]) -> Vec<f32> {
 #[inline(never)]
 fn kernel_grad(g: &Geom, tile: &Tile, x: &[f32], dy: Mat<'_>, dw: &mut [f32]) -> Result<()> {
     let (ckk, m) = (g.ckk(), tile.m(g));
-    let mut col = take_scratch(0, ckk * m);
+    let mut col = scratch::take(0, ckk * m);
     im2col(g, x, tile, &mut col);
     let colm = Mat::row_major(&col, 0, ckk, m);
     let res = gemm_into(Dst::row_major(dw, g.cout, ckk), dy, colm.t(), true);
-    put_scratch(0, col);
+    scratch::put(0, col);
     res
 }
 
@@ -557,20 +539,20 @@ fn kernel_grad(g: &Geom, tile: &Tile, x: &[f32], dy: Mat<'_>, dw: &mut [f32]) ->
 #[inline(never)]
 fn kernel_grad_t(g: &Geom, tile: &Tile, x: &[f32], dy: Mat<'_>, dwt: &mut [f32]) -> Result<()> {
     let (ckk, m, cout) = (g.ckk(), tile.m(g), g.cout);
-    let mut dyt = take_scratch(2, m * cout);
+    let mut dyt = scratch::take(2, m * cout);
     for o in 0..cout {
         let row = &dy.data[dy.offset + o * dy.row_stride..][..m];
         for (q, v) in row.iter().enumerate() {
             dyt[q * cout + o] = *v;
         }
     }
-    let mut col = take_scratch(0, ckk * m);
+    let mut col = scratch::take(0, ckk * m);
     im2col(g, x, tile, &mut col);
     let colm = Mat::row_major(&col, 0, ckk, m);
     let dytm = Mat::row_major(&dyt, 0, m, cout);
     let res = gemm_into(Dst::row_major(dwt, ckk, cout), colm, dytm, true);
-    put_scratch(0, col);
-    put_scratch(2, dyt);
+    scratch::put(0, col);
+    scratch::put(2, dyt);
     res
 }
 
@@ -579,12 +561,12 @@ fn kernel_grad_t(g: &Geom, tile: &Tile, x: &[f32], dy: Mat<'_>, dwt: &mut [f32])
 fn input_grad(g: &Geom, tile: &Tile, w: &[f32], dy: Mat<'_>, dx: &mut [f32]) -> Result<()> {
     let (ckk, m) = (g.ckk(), tile.m(g));
     let wm = Mat::row_major(w, 0, g.cout, ckk);
-    let mut dcol = take_scratch(0, ckk * m);
+    let mut dcol = scratch::take(0, ckk * m);
     let res = gemm_into(Dst::row_major(&mut dcol, ckk, m), wm.t(), dy, false);
     if res.is_ok() {
         col2im(g, &dcol, tile, dx);
     }
-    put_scratch(0, dcol);
+    scratch::put(0, dcol);
     res
 }
 
@@ -621,9 +603,10 @@ impl CustomOp3 for Conv2dOp {
         let x = contiguous(s1, l1)?;
         let w = contiguous(s2, l2)?;
         let bias = contiguous(s3, l3)?;
-        let out = match g.winograd() {
-            Some(p) => winograd::forward(&p, x, w, bias)?,
-            None => convolve(&g, x, w, bias)?,
+        let out = match g.algorithm() {
+            (Kernel::Winograd, p) => winograd::forward(&p, x, w, bias)?,
+            (Kernel::Direct, p) => direct::forward(&p, x, w, bias)?,
+            (Kernel::Im2col, _) => convolve(&g, x, w, bias)?,
         };
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.cout, g.ho, g.wo))))
     }
@@ -657,9 +640,8 @@ impl CustomOp3 for Conv2dOp {
         let xd = contiguous(xs, xl)?;
         let dy = contiguous(gs, gl)?;
         let wd = contiguous(ws, wl)?;
-        let (dx, dw, db) = match g.winograd() {
-            Some(p) => winograd_grads(&p, needs, need_dx, xd, wd, dy)?,
-            None => {
+        let (dx, dw, db) = match g.algorithm() {
+            (Kernel::Im2col, _) => {
                 let mut dx = if need_dx {
                     vec![0f32; g.n * g.in_item()]
                 } else {
@@ -669,6 +651,7 @@ impl CustomOp3 for Conv2dOp {
                 let (dw, db) = parameter_grads(&g, needs, xd, wd, dy, dx_slice)?;
                 (dx, dw, db)
             }
+            (kernel, p) => grads_3x3(kernel, &p, needs, need_dx, xd, wd, dy)?,
         };
         let dev = x.device();
         let dx = if need_dx {
@@ -736,9 +719,10 @@ fn parameter_grads(
     Ok(sum_in_order(partials, zero))
 }
 
-/// The input, kernel and bias gradients of a Winograd convolution (each empty when not
-/// needed).
-fn winograd_grads(
+/// The input, kernel and bias gradients of a Winograd or direct 3 × 3 convolution (each empty
+/// when not needed).
+fn grads_3x3(
+    kernel: Kernel,
     p: &winograd::Plane,
     needs: Needs,
     need_dx: bool,
@@ -746,13 +730,16 @@ fn winograd_grads(
     w: &[f32],
     dy: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-    let dx = if need_dx {
-        winograd::input_grad(p, w, dy)?
-    } else {
-        Vec::new()
+    let winograd = kernel == Kernel::Winograd;
+    let dx = match (need_dx, winograd) {
+        (false, _) => Vec::new(),
+        (true, true) => winograd::input_grad(p, w, dy)?,
+        (true, false) => direct::input_grad(p, w, dy)?,
     };
-    let dw = if needs.dw {
+    let dw = if needs.dw && winograd {
         winograd::kernel_grad(p, x, dy)?
+    } else if needs.dw {
+        direct::kernel_grad(p, x, dy)?
     } else {
         Vec::new()
     };

@@ -40,15 +40,20 @@
 //! # Ok(()) }
 //! ```
 
+mod algorithm;
 mod batch_norm;
 mod conv;
+mod direct;
 mod linalg;
 mod pool;
+mod scratch;
+#[cfg(test)]
+mod reference;
 mod simd;
 mod upsample;
 mod winograd;
 
-pub use winograd::Winograd;
+pub use algorithm::ConvAlgorithm;
 
 use candle_core::{DType, Result, Tensor};
 
@@ -119,13 +124,13 @@ pub fn conv2d(
     }
 }
 
-/// When the fast `conv2d` computes 3 × 3, stride-1 convolutions by Winograd's F(2×2, 3×3)
-/// instead of im2col + GEMM, for the whole process (default [`Winograd::Auto`]; the
-/// environment variable `MTCOOL_WINOGRAD=off|auto|always` sets the starting mode). The two
-/// algorithms round differently, so the mode changes results in the last digits; it is for
-/// comparing them (`examples/conv_bench.rs`), not for everyday use.
-pub fn set_winograd(mode: Winograd) {
-    winograd::set_mode(mode);
+/// Which algorithm the fast `conv2d` uses, for the whole process (default
+/// [`ConvAlgorithm::Auto`]; the environment variable `MTCOOL_CONV=auto|im2col|winograd|direct`
+/// sets the starting choice). The algorithms round differently, so the choice changes results
+/// in the last digits; it is for comparing them (`examples/conv_bench.rs`), not for everyday
+/// use.
+pub fn set_conv_algorithm(choice: ConvAlgorithm) {
+    algorithm::set(choice);
 }
 
 /// Non-overlapping max pooling, kernel = stride = `k`: `x: (N, C, H, W)` →

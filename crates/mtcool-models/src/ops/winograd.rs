@@ -22,9 +22,6 @@
 //! run in parallel over channels and the 16 products in parallel over `ξ`; chunks follow one
 //! another in order, so every sum is formed in the same order whatever the thread count.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::LazyLock;
-
 use rayon::prelude::*;
 
 use candle_core::Result;
@@ -74,7 +71,7 @@ impl Plane {
 
     /// The same shapes seen from the output gradient: `(N, Cout, Ho, Wo)` → `(N, Cin, H, W)`
     /// with padding `2 − pad` (the input gradient's correlation).
-    fn transposed(&self) -> Self {
+    pub(super) fn transposed(&self) -> Self {
         Self {
             n: self.n,
             cin: self.cout,
@@ -99,60 +96,18 @@ impl Plane {
     }
 }
 
-/// Whether a convolution takes the Winograd path: 3 × 3, stride 1, padding at most 2, and, in
-/// [`Winograd::Auto`] mode, enough channels that the 16 products, not the transforms, dominate
-/// (measured per layer shape on 2 threads with `examples/conv_bench.rs`; below these sizes
-/// im2col + GEMM is as fast or faster).
-pub(super) fn applies(k: usize, stride: usize, pad: usize, cin: usize, cout: usize) -> bool {
-    let shape = k == 3 && stride == 1 && pad <= 2;
-    let wide = cin.min(cout) >= MIN_CHANNELS && cin * cout >= MIN_CHANNEL_PRODUCT;
-    match mode() {
-        Winograd::Off => false,
-        Winograd::Auto => shape && wide,
-        Winograd::Always => shape,
-    }
+/// Whether a 3 × 3 stride-1 layer has enough channels for Winograd to win (the 16 products,
+/// not the transforms, dominate): at least 64 on each side and 64 · 128 channel pairs, as
+/// measured per layer shape on 2 threads with `examples/conv_bench.rs` (64 → 64 is as fast
+/// either way).
+pub(super) fn wide(cin: usize, cout: usize) -> bool {
+    cin.min(cout) >= MIN_CHANNELS && cin * cout >= MIN_CHANNEL_PRODUCT
 }
 
 /// Fewest input or output channels for the Winograd path.
 const MIN_CHANNELS: usize = 64;
-/// Smallest `Cin · Cout` for the Winograd path (64 → 64 is as fast either way).
+/// Smallest `Cin · Cout` for the Winograd path.
 const MIN_CHANNEL_PRODUCT: usize = 64 * 128;
-
-/// When the fast `conv2d` computes a 3 × 3, stride-1 convolution by Winograd's F(2×2, 3×3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Winograd {
-    /// Never: im2col + GEMM for every convolution.
-    Off,
-    /// Where it is faster: at least 64 channels on each side and 64 · 128 channel pairs (the
-    /// default).
-    Auto,
-    /// For every 3 × 3, stride-1 convolution with padding at most 2 (for measurements).
-    Always,
-}
-
-/// The process-wide mode: 0 = off, 1 = auto, 2 = always; `MTCOOL_WINOGRAD` (`off`, `auto`,
-/// `always`) sets the initial value.
-static MODE: LazyLock<AtomicU8> = LazyLock::new(|| {
-    let mode = match std::env::var("MTCOOL_WINOGRAD").as_deref().map(str::trim) {
-        Ok("off" | "0") => Winograd::Off,
-        Ok("always") => Winograd::Always,
-        _ => Winograd::Auto,
-    };
-    AtomicU8::new(mode as u8)
-});
-
-fn mode() -> Winograd {
-    match MODE.load(Ordering::Relaxed) {
-        0 => Winograd::Off,
-        2 => Winograd::Always,
-        _ => Winograd::Auto,
-    }
-}
-
-/// Sets the process-wide mode (see [`super::set_winograd`]).
-pub(super) fn set_mode(mode: Winograd) {
-    MODE.store(mode as u8, Ordering::Relaxed);
-}
 
 /// `G g Gᵀ` of one 3 × 3 kernel (row-major), as 16 values.
 fn kernel_tile(g: [f32; 9]) -> [f32; XI] {
@@ -538,163 +493,25 @@ pub(super) fn kernel_grad(p: &Plane, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> 
 
 #[cfg(test)]
 mod tests {
+    use super::super::reference::{self, values};
     use super::*;
-
-    /// Direct stride-1 3 × 3 correlation with zero padding, in f64.
-    fn naive(p: &Plane, x: &[f32], w: &[f32]) -> Vec<f64> {
-        let (ho, wo) = (p.ho(), p.wo());
-        let mut out = vec![0f64; p.n * p.cout * ho * wo];
-        for n in 0..p.n {
-            for o in 0..p.cout {
-                for i in 0..ho {
-                    for j in 0..wo {
-                        let mut s = 0f64;
-                        for c in 0..p.cin {
-                            for a in 0..3 {
-                                for b in 0..3 {
-                                    let (ih, iw) = (i + a, j + b);
-                                    if ih < p.pad || iw < p.pad {
-                                        continue;
-                                    }
-                                    let (ih, iw) = (ih - p.pad, iw - p.pad);
-                                    if ih >= p.h || iw >= p.w {
-                                        continue;
-                                    }
-                                    let xv = x[((n * p.cin + c) * p.h + ih) * p.w + iw];
-                                    let wv = w[((o * p.cin + c) * 3 + a) * 3 + b];
-                                    s += f64::from(xv) * f64::from(wv);
-                                }
-                            }
-                        }
-                        out[((n * p.cout + o) * ho + i) * wo + j] = s;
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn values(len: usize, seed: f32) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i as f32 * 0.7311 + seed).sin() * 43.17).fract())
-            .collect()
-    }
-
-    fn assert_close(what: &str, got: &[f32], want: &[f64]) {
-        assert_eq!(got.len(), want.len(), "{what}: lengths");
-        let scale = want.iter().fold(1f64, |m, v| m.max(v.abs()));
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (f64::from(*g) - w).abs() <= 1e-5 * scale,
-                "{what}[{i}]: {g} vs {w} (scale {scale})"
-            );
-        }
-    }
-
-    const SHAPES: &[(usize, usize, usize, usize, usize, usize)] = &[
-        // (n, cin, h, w, cout, pad): odd and even sizes, every padding, one-row images.
-        (1, 1, 3, 3, 1, 0),
-        (2, 3, 5, 7, 4, 1),
-        (3, 2, 6, 6, 5, 1),
-        (1, 4, 7, 4, 3, 2),
-        (2, 5, 1, 9, 2, 1),
-        (2, 3, 9, 5, 2, 0),
-        // Wide enough to be cut into several chunks of tile rows, one spanning two items.
-        (2, 4, 70, 67, 3, 1),
-        (2, 64, 40, 37, 48, 1),
-        (1, 130, 9, 11, 70, 1),
-    ];
-
-    /// Shape `s` of [`SHAPES`] with its input and kernel values.
-    fn case(s: usize) -> (Plane, Vec<f32>, Vec<f32>) {
-        let (n, cin, h, w, cout, pad) = SHAPES[s];
-        let p = Plane {
-            n,
-            cin,
-            h,
-            w,
-            cout,
-            pad,
-        };
-        let x = values(n * cin * h * w, s as f32);
-        let k = values(cout * cin * 9, 10.0 + s as f32);
-        (p, x, k)
-    }
 
     #[test]
     fn forward_matches_the_direct_correlation() {
-        for (s, shape) in SHAPES.iter().enumerate() {
-            let (p, x, k) = case(s);
-            let cout = p.cout;
-            let bias = values(cout, 20.0);
-            let mut want = naive(&p, &x, &k);
-            let plane = p.ho() * p.wo();
-            for (i, v) in want.iter_mut().enumerate() {
-                *v += f64::from(bias[i / plane % cout]);
-            }
-            let got = forward(&p, &x, &k, &bias).unwrap();
-            assert_close(&format!("{shape:?} y"), &got, &want);
-        }
+        reference::check_forward(forward);
     }
 
     #[test]
     fn gradients_match_the_adjoints_of_the_direct_correlation() {
-        for (s, shape) in SHAPES.iter().enumerate() {
-            let (p, x, k) = case(s);
-            let Plane {
-                n,
-                cin,
-                h,
-                w,
-                cout,
-                pad,
-            } = p;
-            let dy = values(n * cout * p.ho() * p.wo(), 30.0 + s as f32);
-            // dx = the direct correlation of dy with the turned, transposed kernel.
-            let mut kt = vec![0f32; k.len()];
-            for o in 0..cout {
-                for c in 0..cin {
-                    for e in 0..9 {
-                        kt[(c * cout + o) * 9 + 8 - e] = k[(o * cin + c) * 9 + e];
-                    }
-                }
-            }
-            let want_dx = naive(&p.transposed(), &dy, &kt);
-            let got_dx = input_grad(&p, &k, &dy).unwrap();
-            assert_close(&format!("{shape:?} dx"), &got_dx, &want_dx);
-            // dw[o][c][a][b] = Σ dy[o][i][j] · x_padded[c][i + a][j + b]
-            let (ho, wo) = (p.ho(), p.wo());
-            let mut want_dw = vec![0f64; k.len()];
-            for (e, dwv) in want_dw.iter_mut().enumerate() {
-                let (o, c, a, b) = (e / (9 * cin), e / 9 % cin, e / 3 % 3, e % 3);
-                for item in 0..n {
-                    for i in 0..ho {
-                        for j in 0..wo {
-                            let (ih, iw) = (i + a, j + b);
-                            if ih < pad || iw < pad || ih - pad >= h || iw - pad >= w {
-                                continue;
-                            }
-                            let xv = x[((item * cin + c) * h + ih - pad) * w + iw - pad];
-                            let g = dy[((item * cout + o) * ho + i) * wo + j];
-                            *dwv += f64::from(xv) * f64::from(g);
-                        }
-                    }
-                }
-            }
-            let got_dw = kernel_grad(&p, &x, &dy).unwrap();
-            assert_close(&format!("{shape:?} dw"), &got_dw, &want_dw);
-        }
+        reference::check_gradients(input_grad, kernel_grad);
     }
 
     #[test]
-    fn applies_to_wide_3x3_stride_1_convolutions_only() {
-        assert_eq!(mode(), Winograd::Auto, "the tests run in the default mode");
-        assert!(applies(3, 1, 1, 128, 128));
-        assert!(applies(3, 1, 0, 64, 128));
-        assert!(!applies(3, 1, 1, 64, 64));
-        assert!(!applies(3, 2, 1, 128, 128));
-        assert!(!applies(5, 1, 1, 128, 128));
-        assert!(!applies(3, 1, 3, 128, 128));
+    fn wide_layers_only() {
+        assert!(wide(128, 128));
+        assert!(wide(64, 128));
+        assert!(!wide(64, 64));
+        assert!(!wide(32, 1024));
     }
 
     #[test]
