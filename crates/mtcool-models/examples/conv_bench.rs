@@ -22,14 +22,7 @@ fn tensor(shape: &[usize], seed: f32) -> Result<Tensor> {
 
 fn step(x: &Tensor, w: &Var, b: &Var, r: &Tensor) -> Result<(f64, f64)> {
     let t = Instant::now();
-    let y = conv2d(
-        x,
-        w.as_tensor(),
-        b.as_tensor(),
-        1,
-        1,
-        OpsBackend::Fast,
-    )?;
+    let y = conv2d(x, w.as_tensor(), b.as_tensor(), 1, 1, OpsBackend::Fast)?;
     let f = t.elapsed().as_secs_f64();
     let loss = (y * r)?.sum_all()?;
     let t = Instant::now();

@@ -75,20 +75,33 @@ pub(super) enum Kernel {
     Direct,
 }
 
-/// The algorithm for a `k × k` convolution with `stride` and `pad`, `cin` → `cout` channels,
-/// under the process-wide choice.
-pub(super) fn pick(k: usize, stride: usize, pad: usize, cin: usize, cout: usize) -> Kernel {
-    pick_with(current(), k, stride, pad, cin, cout)
+/// The shape of a convolution, as far as the choice of algorithm goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ConvShape {
+    /// Kernel side.
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub cin: usize,
+    pub cout: usize,
+    /// Output columns.
+    pub wo: usize,
 }
 
-fn pick_with(
-    choice: ConvAlgorithm,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    cin: usize,
-    cout: usize,
-) -> Kernel {
+/// The algorithm for a convolution of `shape` under the process-wide choice.
+pub(super) fn pick(shape: ConvShape) -> Kernel {
+    pick_with(current(), shape)
+}
+
+fn pick_with(choice: ConvAlgorithm, shape: ConvShape) -> Kernel {
+    let ConvShape {
+        k,
+        stride,
+        pad,
+        cin,
+        cout,
+        wo,
+    } = shape;
     // Both 3 × 3 paths read at most 2 columns of zero padding on each side.
     if k != 3 || stride != 1 || pad > 2 {
         return Kernel::Im2col;
@@ -98,7 +111,7 @@ fn pick_with(
         ConvAlgorithm::Winograd => Kernel::Winograd,
         ConvAlgorithm::Direct => Kernel::Direct,
         ConvAlgorithm::Auto if winograd::wide(cin, cout) => Kernel::Winograd,
-        ConvAlgorithm::Auto if direct::narrow(cin, cout) => Kernel::Direct,
+        ConvAlgorithm::Auto if direct::narrow(cin, cout, wo) => Kernel::Direct,
         ConvAlgorithm::Auto => Kernel::Im2col,
     }
 }
@@ -107,18 +120,54 @@ fn pick_with(
 mod tests {
     use super::*;
 
+    fn pick_for(
+        choice: ConvAlgorithm,
+        (k, stride, pad): (usize, usize, usize),
+        c: usize,
+    ) -> Kernel {
+        let shape = ConvShape {
+            k,
+            stride,
+            pad,
+            cin: c,
+            cout: c,
+            wo: 256,
+        };
+        pick_with(choice, shape)
+    }
+
     #[test]
     fn auto_picks_by_shape_and_forced_choices_fall_back_to_im2col() {
-        let auto = |k, s, p, cin, cout| pick_with(ConvAlgorithm::Auto, k, s, p, cin, cout);
-        assert_eq!(auto(3, 1, 1, 16, 16), Kernel::Direct);
-        assert_eq!(auto(3, 1, 1, 256, 256), Kernel::Winograd);
-        assert_eq!(auto(5, 1, 0, 16, 16), Kernel::Im2col);
-        assert_eq!(auto(3, 2, 1, 16, 16), Kernel::Im2col);
-        let forced = |c, k, s, p| pick_with(c, k, s, p, 512, 512);
-        assert_eq!(forced(ConvAlgorithm::Direct, 3, 1, 2), Kernel::Direct);
-        assert_eq!(forced(ConvAlgorithm::Winograd, 3, 1, 0), Kernel::Winograd);
-        assert_eq!(forced(ConvAlgorithm::Winograd, 3, 1, 3), Kernel::Im2col);
-        assert_eq!(forced(ConvAlgorithm::Im2col, 3, 1, 1), Kernel::Im2col);
+        let auto = |kind, c| pick_for(ConvAlgorithm::Auto, kind, c);
+        assert_eq!(auto((3, 1, 1), 16), Kernel::Direct);
+        assert_eq!(auto((3, 1, 1), 256), Kernel::Winograd);
+        assert_eq!(auto((5, 1, 0), 16), Kernel::Im2col);
+        assert_eq!(auto((3, 2, 1), 16), Kernel::Im2col);
+        let small = ConvShape {
+            k: 3,
+            stride: 1,
+            pad: 1,
+            cin: 32,
+            cout: 64,
+            wo: 64,
+        };
+        assert_eq!(pick_with(ConvAlgorithm::Auto, small), Kernel::Im2col);
+        assert_eq!(
+            pick_for(ConvAlgorithm::Direct, (3, 1, 2), 512),
+            Kernel::Direct
+        );
+        assert_eq!(
+            pick_for(ConvAlgorithm::Winograd, (3, 1, 0), 512),
+            Kernel::Winograd
+        );
+        assert_eq!(
+            pick_for(ConvAlgorithm::Winograd, (3, 1, 3), 512),
+            Kernel::Im2col
+        );
+        assert_eq!(
+            pick_for(ConvAlgorithm::Im2col, (3, 1, 1), 512),
+            Kernel::Im2col
+        );
         assert_eq!(ConvAlgorithm::parse(" direct"), Some(ConvAlgorithm::Direct));
         assert_eq!(ConvAlgorithm::parse("fast"), None);
     }

@@ -23,7 +23,7 @@
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::algorithm::{self, Kernel};
+use super::algorithm::{self, ConvShape, Kernel};
 use super::linalg::{f32_slice, gemm_into, Dst, Mat};
 use super::scratch;
 use super::simd::{lane_sum, vectorized};
@@ -89,7 +89,14 @@ impl Geom {
 
     /// The algorithm of this convolution, with its shapes for the 3 × 3 paths.
     fn algorithm(&self) -> (Kernel, winograd::Plane) {
-        let kernel = algorithm::pick(self.k, self.stride, self.pad, self.c, self.cout);
+        let kernel = algorithm::pick(ConvShape {
+            k: self.k,
+            stride: self.stride,
+            pad: self.pad,
+            cin: self.c,
+            cout: self.cout,
+            wo: self.wo,
+        });
         let plane = winograd::Plane {
             n: self.n,
             cin: self.c,

@@ -43,13 +43,19 @@ const TASK_CHANNELS: usize = 8;
 /// Output rows per kernel-gradient task (a fixed cut, for thread-count-independent sums).
 const GRAD_TASK_ROWS: usize = 64;
 /// Output positions per band of the kernel gradient, whose sums stay in registers.
-const GRAD_BAND_POSITIONS: usize = 1024;
+const GRAD_BAND_POSITIONS: usize = 512;
 
-/// Whether a 3 × 3 stride-1 layer is narrow enough for the direct kernels to beat im2col +
-/// GEMM (measured per layer shape on 2 threads with `examples/conv_bench.rs`).
-pub(super) fn narrow(cin: usize, cout: usize) -> bool {
-    cin.min(cout) <= 64 && cin.max(cout) <= 128
+/// Whether a 3 × 3 stride-1 layer with `wo` output columns is narrow and wide enough for the
+/// direct kernels to beat im2col + GEMM: at most 32 channels on one side and 64 on the
+/// other, rows of at least 96 columns (measured per layer shape on 2 threads with
+/// `examples/conv_bench.rs`: with 64 channels on both sides, or on 64-column rows, im2col is
+/// as fast or faster).
+pub(super) fn narrow(cin: usize, cout: usize, wo: usize) -> bool {
+    cin.min(cout) <= 32 && cin.max(cout) <= 64 && wo >= MIN_DIRECT_COLUMNS
 }
+
+/// Fewest output columns for the direct path in `Auto` mode.
+const MIN_DIRECT_COLUMNS: usize = 96;
 
 /// The vector of `S` at `s[at..]` (unaligned).
 #[inline(always)]
@@ -90,7 +96,13 @@ impl Padded {
     /// Padded rows `r0 .. r0 + rows` of `src`, `width` columns (at least `w + pad`), written
     /// into `buf` (a reused scratch buffer).
     fn fill(mut buf: Vec<f32>, src: Source<'_>, (r0, rows): (usize, usize), width: usize) -> Self {
-        let Source { item, ch, h, w, pad } = src;
+        let Source {
+            item,
+            ch,
+            h,
+            w,
+            pad,
+        } = src;
         buf.clear();
         buf.resize(ch * rows * width, 0.0);
         for (c, plane) in buf.chunks_exact_mut(rows * width).enumerate() {
@@ -184,7 +196,9 @@ impl ChannelTask<'_> {
         let plane = ho * wo;
         let channels = self.out.len() / plane;
         let width = round_up(wo) + 2;
-        let band = (BAND_ELEMS / (self.src.ch * width)).saturating_sub(2).max(1);
+        let band = (BAND_ELEMS / (self.src.ch * width))
+            .saturating_sub(2)
+            .max(1);
         let mut buf = scratch::take(0, 0);
         let mut sums = scratch::take(1, OUT_BLOCK * round_up(wo));
         for r0 in (0..ho).step_by(band) {
@@ -200,7 +214,11 @@ impl ChannelTask<'_> {
             };
             let mut o = 0;
             while o < channels {
-                let n = if channels - o >= OUT_BLOCK { OUT_BLOCK } else { 1 };
+                let n = if channels - o >= OUT_BLOCK {
+                    OUT_BLOCK
+                } else {
+                    1
+                };
                 let mut init = [0f32; OUT_BLOCK];
                 if let Some(b) = self.bias {
                     init[..n].copy_from_slice(&b[self.o0 + o..self.o0 + o + n]);
@@ -391,17 +409,19 @@ impl GradTask<'_> {
         let mut r = 0;
         while r < self.dy.rows {
             let rows = r..(r + rows_per).min(self.dy.rows);
-            for c in 0..self.cin {
-                let mut o = 0;
-                while o < self.cout {
-                    if self.cout - o >= O {
+            // Channel blocks outside, input channels inside: the block's output-gradient
+            // rows stay in L1 while every input channel passes.
+            let mut o = 0;
+            while o < self.cout {
+                let n = if self.cout - o >= O { O } else { 1 };
+                for c in 0..self.cin {
+                    if n == O {
                         self.block::<S, O>(simd, (o, c), rows.clone(), sums);
-                        o += O;
                     } else {
                         self.block::<S, 1>(simd, (o, c), rows.clone(), sums);
-                        o += 1;
                     }
                 }
+                o += n;
             }
             r = rows.end;
         }
@@ -429,11 +449,7 @@ impl GradTask<'_> {
                     std::array::from_fn(|o| &self.dy.row(o0 + o, i)[..vectors * lanes]);
                 for v in 0..vectors {
                     let win = &xrow[v * lanes..v * lanes + lanes + 2];
-                    let xs = [
-                        load::<S>(win, 0),
-                        load::<S>(win, 1),
-                        load::<S>(win, 2),
-                    ];
+                    let xs = [load::<S>(win, 0), load::<S>(win, 1), load::<S>(win, 2)];
                     for (a, d) in acc.iter_mut().zip(&drows) {
                         let d = load::<S>(d, v * lanes);
                         for (s, x) in a.iter_mut().zip(xs) {
@@ -546,8 +562,10 @@ mod tests {
 
     #[test]
     fn narrow_layers_only() {
-        assert!(narrow(16, 16));
-        assert!(narrow(64, 32));
-        assert!(!narrow(128, 256));
+        assert!(narrow(16, 16, 256));
+        assert!(narrow(64, 32, 128));
+        assert!(!narrow(32, 32, 64));
+        assert!(!narrow(64, 64, 256));
+        assert!(!narrow(128, 32, 256));
     }
 }

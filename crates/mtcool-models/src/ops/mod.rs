@@ -46,9 +46,9 @@ mod conv;
 mod direct;
 mod linalg;
 mod pool;
-mod scratch;
 #[cfg(test)]
 mod reference;
+mod scratch;
 mod simd;
 mod upsample;
 mod winograd;
