@@ -72,6 +72,10 @@ const CONV_CASES: &[ConvCase] = &[
     (2, 64, 9, 11, 128, 3, 1, 1),
     (1, 128, 7, 6, 64, 3, 1, 0),
     (3, 64, 5, 4, 130, 3, 1, 2),
+    // Narrow 3 × 3 stride-1 layers on rows of 96+ columns: the direct path (a tail of output
+    // columns past whole vectors, a remainder of output channels, paddings 0 and 1).
+    (2, 5, 7, 101, 6, 3, 1, 1),
+    (1, 16, 4, 130, 13, 3, 1, 0),
 ];
 
 /// Candle's `conv2d` computed on the explicitly zero-padded input cropped to the rows and

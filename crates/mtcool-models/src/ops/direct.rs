@@ -515,7 +515,7 @@ pub(super) fn kernel_grad(p: &Plane, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::reference::{self, values};
+    use super::super::reference;
     use super::*;
 
     #[test]
@@ -538,26 +538,11 @@ mod tests {
             cout: 20,
             pad: 1,
         };
-        let x = values(p.n * p.cin * p.h * p.w, 1.0);
-        let k = values(p.cout * p.cin * 9, 2.0);
-        let dy = values(p.n * p.cout * p.ho() * p.wo(), 3.0);
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                let y = forward(&p, &x, &k, &k[..p.cout]).unwrap();
-                let dx = input_grad(&p, &k, &dy).unwrap();
-                let dw = kernel_grad(&p, &x, &dy).unwrap();
-                (y, dx, dw)
-            })
-        };
         assert!(
             p.ho() > GRAD_TASK_ROWS,
             "several kernel-gradient tasks per item"
         );
-        assert_eq!(run(1), run(3));
+        reference::check_thread_independence(&p, forward, input_grad, kernel_grad);
     }
 
     #[test]

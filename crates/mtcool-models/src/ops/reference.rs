@@ -162,3 +162,29 @@ pub(super) fn check_gradients(input_grad: InputGrad, kernel_grad: KernelGrad) {
         assert_close(&format!("{shape:?} dw"), &got_dw, &want_dw);
     }
 }
+
+/// Forward, input gradient and kernel gradient of `p` on 1 and on 3 threads: the results must
+/// be bit-identical.
+pub(super) fn check_thread_independence(
+    p: &Plane,
+    forward: Forward,
+    input_grad: InputGrad,
+    kernel_grad: KernelGrad,
+) {
+    let x = values(p.n * p.cin * p.h * p.w, 1.0);
+    let k = values(p.cout * p.cin * 9, 2.0);
+    let dy = values(p.n * p.cout * p.ho() * p.wo(), 3.0);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let y = forward(p, &x, &k, &k[..p.cout]).unwrap();
+            let dx = input_grad(p, &k, &dy).unwrap();
+            let dw = kernel_grad(p, &x, &dy).unwrap();
+            (y, dx, dw)
+        })
+    };
+    assert_eq!(run(1), run(3));
+}
