@@ -26,6 +26,8 @@ CATEGORIES = [
     ("conv: Winograd kernel grad", r"winograd::kernel_grad"),
     ("conv: Winograd input grad", r"winograd::input_grad"),
     ("conv: Winograd forward", r"winograd::forward|winograd::correlate"),
+    ("conv: Winograd transforms (worker threads)",
+     r"winograd::transform|winograd::untransform|winograd::output_transform|winograd::grad_transform"),
     ("conv: direct kernel grad", r"direct::kernel_grad|direct::grad_"),
     ("conv: direct input grad", r"direct::input_grad"),
     ("conv: direct forward", r"direct::forward|direct::correlate|direct::Padded"),
@@ -43,6 +45,8 @@ CATEGORIES = [
     ("optimiser (SGD)", r"mtcool_optim::sgd::|mtcool_optim::optimizer::"),
     ("concatenation", r"Tensor::cat|cat_contiguous|copy2d"),
     ("autograd: gradient sums and copies", r"candle_core::backprop"),
+    ("candle element-wise ops (its own thread pool)",
+     r"binary_map_vec_par|candle_core::utils::\{impl#\d+\}::new|candle_core::cpu::kernels"),
     ("forward: other candle ops", r"mtcool_models::unet::|mtcool_models::partitioned::"),
 ]
 CATEGORIES = [(name, re.compile(pattern)) for name, pattern in CATEGORIES]

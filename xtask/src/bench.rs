@@ -77,8 +77,9 @@ pub struct Args {
     /// Which rows to run (default: all); the report's other sections are kept.
     #[arg(long, value_enum, value_delimiter = ',')]
     rows: Option<Vec<Row>>,
-    /// U-Net-MT / Psi-Net with the fast ops: untimed steps first.
-    #[arg(long, default_value_t = 1)]
+    /// U-Net-MT / Psi-Net with the fast ops and PyTorch: untimed steps first (the first steps
+    /// of a process touch fresh memory and run up to 2× slower).
+    #[arg(long, default_value_t = 2)]
     large_warmup: usize,
     /// U-Net-MT / Psi-Net with the fast ops: timed steps (median reported).
     #[arg(long, default_value_t = 2)]
