@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use candle_core::{DType, Device, Tensor, TensorId, Var, D};
-use mtcool_models::ops::OpsBackend;
+use mtcool_models::ops::{set_conv_algorithm, ConvAlgorithm, OpsBackend};
 use mtcool_models::{
     MultiTaskModel, NoiseMap, PsiNet, PsiNetConfig, PsiTask, Sharing, SliceView, TaskHead,
     UNetConfig, UNetMt,
@@ -678,4 +678,25 @@ fn guided_classifier_reads_the_segmentation() {
         .backward()
         .unwrap();
     assert!(grads.get(&out_w).is_some());
+}
+
+#[test]
+fn direct_and_im2col_convolutions_agree_on_the_unet_forward() {
+    // 128-column rows and 4–8 channels: under `ConvAlgorithm::Auto` the first level runs the
+    // direct 3 × 3 kernels; forced here for every 3 × 3 layer. Switching the process-wide
+    // algorithm only changes rounding, which the other tests of this file tolerate. (Outputs,
+    // not gradients: max pooling routes a gradient by which input is largest, so rounding can
+    // move it; tests/ops.rs checks the direct gradients against candle's layer by layer.)
+    let x = input(&[2, 3, 128, 128], 11);
+    let outputs_with = |algorithm| {
+        set_conv_algorithm(algorithm);
+        let net = unet(Sharing::Partitioned, UNetConfig::seg_seg(&[2, 3]), 5);
+        let out = outputs(&net, &x);
+        set_conv_algorithm(ConvAlgorithm::Auto);
+        out
+    };
+    let direct = outputs_with(ConvAlgorithm::Direct);
+    let im2col = outputs_with(ConvAlgorithm::Im2col);
+    let d = relative_diff(&direct, &im2col);
+    assert!(d <= 1e-4, "outputs: {d}");
 }
