@@ -9,7 +9,10 @@
 //!   of the batch, the bias added while the product is copied to `(N, Cout, H', W')`. Backward:
 //!   the column matrix recomputed tile by tile, the kernel gradient as one GEMM over it, the bias
 //!   gradient as a sum over positions, and the input gradient as GEMM + col2im — skipped when
-//!   the input tracks no gradient (an image batch);
+//!   the input tracks no gradient (an image batch). 3 × 3 stride-1 layers take one of two other
+//!   algorithms where it is faster ([`ConvAlgorithm`]): Winograd's F(2×2, 3×3) for wide layers
+//!   (`winograd.rs`), direct kernels that read the padded input in place for narrow layers on
+//!   large images (`direct.rs`);
 //! - [`max_pool2d`]: non-overlapping max pooling whose backward scatters the gradient to the
 //!   (first) argmax of each window;
 //! - [`batch_norm_train`]: training-mode BatchNorm (optionally fused with the ReLU after it)
