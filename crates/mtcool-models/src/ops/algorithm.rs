@@ -152,22 +152,16 @@ mod tests {
             wo: 64,
         };
         assert_eq!(pick_with(ConvAlgorithm::Auto, small), Kernel::Im2col);
-        assert_eq!(
-            pick_for(ConvAlgorithm::Direct, (3, 1, 2), 512),
-            Kernel::Direct
-        );
-        assert_eq!(
-            pick_for(ConvAlgorithm::Winograd, (3, 1, 0), 512),
-            Kernel::Winograd
-        );
-        assert_eq!(
-            pick_for(ConvAlgorithm::Winograd, (3, 1, 3), 512),
-            Kernel::Im2col
-        );
-        assert_eq!(
-            pick_for(ConvAlgorithm::Im2col, (3, 1, 1), 512),
-            Kernel::Im2col
-        );
+        // Forced choices on 512 channels: taken where the 3 × 3 paths apply, im2col elsewhere.
+        let forced = [
+            (ConvAlgorithm::Direct, (3, 1, 2), Kernel::Direct),
+            (ConvAlgorithm::Winograd, (3, 1, 0), Kernel::Winograd),
+            (ConvAlgorithm::Winograd, (3, 1, 3), Kernel::Im2col),
+            (ConvAlgorithm::Im2col, (3, 1, 1), Kernel::Im2col),
+        ];
+        for (choice, kind, want) in forced {
+            assert_eq!(pick_for(choice, kind, 512), want, "{choice:?} {kind:?}");
+        }
         assert_eq!(ConvAlgorithm::parse(" direct"), Some(ConvAlgorithm::Direct));
         assert_eq!(ConvAlgorithm::parse("fast"), None);
     }

@@ -25,6 +25,7 @@ use rayon::prelude::*;
 
 use super::algorithm::{self, ConvShape, Kernel};
 use super::linalg::{f32_slice, gemm_into, Dst, Mat};
+use super::plane::Plane;
 use super::scratch;
 use super::simd::{lane_sum, vectorized};
 use super::{direct, winograd};
@@ -88,7 +89,7 @@ impl Geom {
     }
 
     /// The algorithm of this convolution, with its shapes for the 3 × 3 paths.
-    fn algorithm(&self) -> (Kernel, winograd::Plane) {
+    fn algorithm(&self) -> (Kernel, Plane) {
         let kernel = algorithm::pick(ConvShape {
             k: self.k,
             stride: self.stride,
@@ -97,7 +98,7 @@ impl Geom {
             cout: self.cout,
             wo: self.wo,
         });
-        let plane = winograd::Plane {
+        let plane = Plane {
             n: self.n,
             cin: self.c,
             h: self.h,
@@ -730,7 +731,7 @@ fn parameter_grads(
 /// when not needed).
 fn grads_3x3(
     kernel: Kernel,
-    p: &winograd::Plane,
+    p: &Plane,
     needs: Needs,
     need_dx: bool,
     x: &[f32],

@@ -1,32 +1,36 @@
 //! 3 × 3, stride-1 convolutions computed directly, for layers with few channels.
 //!
-//! im2col + GEMM spends most of its time on the column matrix and on products whose shapes
-//! suit GEMM badly when a layer has 16–64 channels on large images (U-Net-MT's first and last
+//! im2col + GEMM spends much of its time on the column matrix and on products whose shapes
+//! suit GEMM badly when a layer has 16–32 channels on large images (U-Net-MT's first two
 //! levels), and Winograd's transforms cost more than the multiplications they save there. This
-//! path reads the zero-padded input in place instead, 16 output columns per vector:
+//! path reads the zero-padded input in place instead, one SIMD vector of output columns at a
+//! time:
 //!
-//! - forward: a block of `OUT_BLOCK` output channels × `COL_BLOCK` vectors of one output row
-//!   stays in registers while every `(c, kh, kw)` adds `w[o][c][kh][kw] · x[c][h+kh][w+kw…]`
-//!   (one load of the input row per vector, one broadcast of the weight per channel);
+//! - forward: a block of `OUT_BLOCK` output channels × R vectors of one output row stays in
+//!   registers while every `(c, kh, kw)` adds `w[o][c][kh][kw] · x[c][h+kh][w+kw…]` (one
+//!   broadcast weight times one shifted input vector); input channels go in chunks whose rows
+//!   fit L1 (the row's sums wait in scratch between chunks), and each task pads one band of
+//!   input rows at a time into per-thread scratch;
 //! - input gradient: the same correlation, of the output gradient with the kernel turned by
 //!   180° and its channel axes swapped, padding `2 − p`;
-//! - kernel gradient: `dw[o][c][kh][kw] = Σ dy[o][h][w] · x[c][h+kh][w+kw]`, with
-//!   `GRAD_OUT_BLOCK × 3` lane-wise sums in registers over a band of rows, kept per lane in
-//!   scratch between bands and summed over the 16 lanes at the end.
+//! - kernel gradient: `dw[o][c][kh][kw] = Σ dy[o][h][w] · x[c][h+kh][w+kw]`, with O × 3
+//!   lane-wise sums in registers over a band of positions, kept per lane in scratch between
+//!   bands and summed over the lanes at the end of a task.
 //!
 //! Output channel blocks of the forward and input-gradient passes are independent tasks;
-//! kernel gradients are summed per task (item and band of rows) and the partial sums added in
-//! task order, so every result is the same whatever the thread count. Vectors are `[f32; 16]`
-//! arrays with `f32::mul_add`, compiled through [`vectorized`] into AVX-512 or AVX2 + FMA
-//! code: the same arithmetic, and so the same numbers, on either.
+//! kernel gradients are summed per task (item and fixed band of rows) and the partial sums
+//! added in task order, so every result is the same whatever the thread count. The vectors are
+//! `pulp`'s (16 lanes on AVX-512, 8 on AVX2, fused multiply-adds): each output of the forward
+//! and input gradient is the same sum in the same order on either, but the kernel gradient's
+//! lane sums are grouped by the vector width, so it rounds differently on AVX2 and AVX-512.
 
 use rayon::prelude::*;
 
 use candle_core::Result;
 use pulp::{Simd, WithSimd};
 
+use super::plane::Plane;
 use super::scratch;
-use super::winograd::Plane;
 
 /// Columns of the padded layouts are rounded up to whole vectors of this many floats (the
 /// widest instruction set's; narrower vectors divide it).
@@ -82,6 +86,20 @@ struct Source<'a> {
     h: usize,
     w: usize,
     pad: usize,
+}
+
+impl<'a> Source<'a> {
+    /// Item `item` (its `cin` planes) of the input `x` of `p`.
+    fn input(p: &Plane, x: &'a [f32], item: usize) -> Self {
+        let len = p.cin * p.h * p.w;
+        Self {
+            item: &x[item * len..][..len],
+            ch: p.cin,
+            h: p.h,
+            w: p.w,
+            pad: p.pad,
+        }
+    }
 }
 
 /// Zero-padded rows of a [`Source`]: `x[c][i][j]` at `[c][i + pad − r0][j + pad]` for the
@@ -330,23 +348,16 @@ fn correlate(p: &Plane, x: &[f32], kernel: &[f32], bias: Option<&[f32]>) -> Vec<
     let plane = ho * wo;
     let mut out = vec![0f32; p.n * p.cout * plane];
     out.par_chunks_mut(p.cout * plane)
-        .zip(x.par_chunks_exact(p.cin * p.h * p.w))
-        .flat_map(|(channels, item)| {
+        .enumerate()
+        .flat_map(|(item, channels)| {
             channels
                 .par_chunks_mut(TASK_CHANNELS * plane)
                 .enumerate()
                 .map(move |(t, dst)| (item, t * TASK_CHANNELS, dst))
         })
         .for_each(|(item, o0, out)| {
-            let src = Source {
-                item,
-                ch: p.cin,
-                h: p.h,
-                w: p.w,
-                pad: p.pad,
-            };
             pulp::Arch::new().dispatch(ChannelTask {
-                src,
+                src: Source::input(p, x, item),
                 kernel,
                 cout: p.cout,
                 o0,
@@ -475,14 +486,7 @@ pub(super) fn kernel_grad(p: &Plane, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> 
             let (item, band) = (t / bands, t % bands);
             let r0 = band * GRAD_TASK_ROWS;
             let rows = GRAD_TASK_ROWS.min(ho - r0);
-            let xi = &x[item * p.cin * p.h * p.w..][..p.cin * p.h * p.w];
-            let input = Source {
-                item: xi,
-                ch: p.cin,
-                h: p.h,
-                w: p.w,
-                pad: p.pad,
-            };
+            let input = Source::input(p, x, item);
             let src = Padded::fill(scratch::take(0, 0), input, (r0, rows + 2), round_up(wo) + 2);
             // The output gradient's rows, zero beyond `wo`.
             let output = Source {

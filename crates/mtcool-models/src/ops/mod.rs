@@ -48,6 +48,7 @@ mod batch_norm;
 mod conv;
 mod direct;
 mod linalg;
+mod plane;
 mod pool;
 #[cfg(test)]
 mod reference;

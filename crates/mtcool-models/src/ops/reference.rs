@@ -4,7 +4,7 @@
 
 use candle_core::Result;
 
-use super::winograd::Plane;
+use super::plane::Plane;
 
 /// A forward pass `(plane, x, w, bias) → y`.
 pub(super) type Forward = fn(&Plane, &[f32], &[f32], &[f32]) -> Result<Vec<f32>>;

@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use candle_core::Result;
 
 use super::linalg::{gemm_into, Dst, Mat};
+use super::plane::Plane;
 // Each transform runs through `vectorized` (compiled for AVX-512 / AVX2 where the CPU has them),
 // so they are `#[inline(always)]`.
 use super::simd::vectorized;
@@ -38,27 +39,8 @@ const CHUNK_ELEMS: usize = 1 << 19;
 /// Fewest tiles per chunk, so that each product's kernel matrix is packed for enough columns.
 const MIN_CHUNK_TILES: usize = 256;
 
-/// A stride-1 3 × 3 correlation of `(N, Cin, H, W)` with padding `pad` into
-/// `(N, Cout, Ho, Wo)`, `Ho = H + 2·pad − 2`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Plane {
-    pub n: usize,
-    pub cin: usize,
-    pub h: usize,
-    pub w: usize,
-    pub cout: usize,
-    pub pad: usize,
-}
-
+/// Winograd's tiling of a [`Plane`].
 impl Plane {
-    pub fn ho(&self) -> usize {
-        self.h + 2 * self.pad - 2
-    }
-
-    pub fn wo(&self) -> usize {
-        self.w + 2 * self.pad - 2
-    }
-
     /// Tile rows per item.
     fn tile_rows(&self) -> usize {
         self.ho().div_ceil(2)
@@ -67,19 +49,6 @@ impl Plane {
     /// Tiles per tile row.
     fn tile_cols(&self) -> usize {
         self.wo().div_ceil(2)
-    }
-
-    /// The same shapes seen from the output gradient: `(N, Cout, Ho, Wo)` → `(N, Cin, H, W)`
-    /// with padding `2 − pad` (the input gradient's correlation).
-    pub(super) fn transposed(&self) -> Self {
-        Self {
-            n: self.n,
-            cin: self.cout,
-            h: self.ho(),
-            w: self.wo(),
-            cout: self.cin,
-            pad: 2 - self.pad,
-        }
     }
 
     /// Tile rows per chunk (of the global tile-row index `item · tile_rows + r`).
